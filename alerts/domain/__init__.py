@@ -1,0 +1,1 @@
+"""Plain typed data and pure logic: no I/O, no database, no framework imports."""

@@ -1,0 +1,404 @@
+"""Every assumption about xRocket's channels and payloads, in one place.
+
+The published protocol fixes the envelope (requests, responses, pushes); channel
+names, parameters and `data` payloads are assumptions (protocol page §2). When
+the real payloads are observed, this module is the one to edit.
+
+Tolerance rules: numbers may be strings or JSON numbers and become `Decimal`
+(never binary floats); unknown fields are ignored; missing optional fields are
+`None`; a single object where a list is expected, or the reverse, is accepted.
+Anything else raises `PayloadError`, which the client counts and skips.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from alerts.domain.events import (
+    Balance,
+    BalanceUpdate,
+    BookLevel,
+    Candle,
+    FeedEvent,
+    Order,
+    OrderBook,
+    OrderStatus,
+    Side,
+    Ticker,
+    Trade,
+)
+
+TICKER = "ticker"
+TICKERS = "tickers"
+ORDERBOOK = "orderbook"
+TRADES = "trades"
+CANDLES = "candles"
+BALANCES = "balances"
+ACTIVE_ORDERS = "activeOrders"
+
+PUBLIC_CHANNELS = frozenset({TICKER, TICKERS, ORDERBOOK, TRADES, CANDLES})
+PRIVATE_CHANNELS = frozenset({BALANCES, ACTIVE_ORDERS})
+CHANNELS = PUBLIC_CHANNELS | PRIVATE_CHANNELS
+CANDLE_INTERVALS = ("1min", "5min", "15min", "30min", "1hour", "4hour", "1day", "1week")
+DEFAULT_TICKER_INTERVAL = "1day"
+
+PUSH_METHOD = "subscription"
+PING, AUTH, SUBSCRIBE, UNSUBSCRIBE, UNSUBSCRIBE_ALL = (
+    "ping",
+    "auth",
+    "subscribe",
+    "unsubscribe",
+    "unsubscribeAll",
+)
+
+# Longer numeric strings are garbage, not prices; bounding them bounds Decimal work.
+_MAX_NUMBER_CHARS = 64
+# Millisecond timestamps before this are taken as seconds (year 5138 in seconds).
+_SECONDS_CUTOFF = 100_000_000_000
+
+
+class PayloadError(ValueError):
+    """A push whose `data` cannot be turned into events."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One channel subscription, with only the parameters that channel takes."""
+
+    channel: str
+    symbol: str | None = None
+    interval: str | None = None
+    depth: int | None = None
+
+    @property
+    def private(self) -> bool:
+        """True when the channel needs an authenticated connection."""
+        return self.channel in PRIVATE_CHANNELS
+
+    def params(self) -> dict[str, Any]:
+        """The `params` object of the subscribe request."""
+        params: dict[str, Any] = {"channel": self.channel}
+        if self.symbol is not None:
+            params["symbol"] = self.symbol
+        if self.interval is not None:
+            params["interval"] = self.interval
+        if self.depth is not None:
+            params["depth"] = self.depth
+        return params
+
+    @classmethod
+    def ticker(cls, symbol: str, interval: str = DEFAULT_TICKER_INTERVAL) -> Subscription:
+        """Ticker of one symbol."""
+        return cls(TICKER, symbol=symbol, interval=interval)
+
+    @classmethod
+    def tickers(cls, interval: str = DEFAULT_TICKER_INTERVAL) -> Subscription:
+        """Tickers of every symbol."""
+        return cls(TICKERS, interval=interval)
+
+    @classmethod
+    def orderbook(cls, symbol: str, depth: int | None = None) -> Subscription:
+        """Order-book snapshots of one symbol."""
+        return cls(ORDERBOOK, symbol=symbol, depth=depth)
+
+    @classmethod
+    def trades(cls, symbol: str) -> Subscription:
+        """Public trades of one symbol."""
+        return cls(TRADES, symbol=symbol)
+
+    @classmethod
+    def candles(cls, symbol: str, interval: str) -> Subscription:
+        """Candles of one symbol and interval."""
+        return cls(CANDLES, symbol=symbol, interval=interval)
+
+    @classmethod
+    def balances(cls) -> Subscription:
+        """Balances of the authenticated account."""
+        return cls(BALANCES)
+
+    @classmethod
+    def active_orders(cls, symbol: str | None = None) -> Subscription:
+        """Order updates of the authenticated account."""
+        return cls(ACTIVE_ORDERS, symbol=symbol)
+
+
+def encode_request(request_id: str, method: str, params: dict[str, Any] | None = None) -> str:
+    """A request frame."""
+    frame: dict[str, Any] = {"id": request_id, "method": method}
+    if params is not None:
+        frame["params"] = params
+    return json.dumps(frame, separators=(",", ":"))
+
+
+def decode_frame(raw: str | bytes) -> Any:
+    """Parse one frame's JSON, with every JSON fraction as a `Decimal`."""
+    return json.loads(raw, parse_float=Decimal)
+
+
+# --- field readers -------------------------------------------------------------------
+
+
+def _dec(value: Any) -> Decimal:
+    kind = type(value)
+    if kind is str:
+        if len(value) > _MAX_NUMBER_CHARS:
+            raise PayloadError("number too long")
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise PayloadError("not a decimal number") from None
+    elif kind is Decimal:
+        number = value
+    elif kind is int:
+        number = Decimal(value)
+    elif kind is float:
+        number = Decimal(repr(value))
+    else:
+        raise PayloadError("not a number")
+    if not number.is_finite():
+        raise PayloadError("not a finite number")
+    return number
+
+
+def _req_dec(item: dict[str, Any], key: str) -> Decimal:
+    value = item.get(key)
+    if value is None:
+        raise PayloadError(f"missing {key}")
+    return _dec(value)
+
+
+def _opt_dec(item: dict[str, Any], key: str) -> Decimal | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    try:
+        return _dec(value)
+    except PayloadError:
+        return None
+
+
+def _opt_time(item: dict[str, Any], key: str) -> datetime | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    try:
+        millis = _dec(value)
+        if millis < _SECONDS_CUTOFF:
+            millis *= 1000
+        return datetime.fromtimestamp(float(millis) / 1000, UTC)
+    except (PayloadError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _opt_str(item: dict[str, Any], key: str) -> str | None:
+    value = item.get(key)
+    if type(value) is str:
+        return value
+    if type(value) is int:
+        return str(value)
+    return None
+
+
+def _symbol(item: dict[str, Any], context: dict[str, Any]) -> str:
+    symbol = item.get("symbol")
+    if type(symbol) is not str or not symbol:
+        symbol = context.get("symbol")
+    if type(symbol) is not str or not symbol:
+        raise PayloadError("missing symbol")
+    return symbol.upper()
+
+
+def _side(item: dict[str, Any]) -> Side | None:
+    value = item.get("side")
+    if type(value) is str:
+        upper = value.upper()
+        if upper == "BUY":
+            return Side.BUY
+        if upper == "SELL":
+            return Side.SELL
+    return None
+
+
+_STATUS_ALIASES = {
+    "CANCELLED": OrderStatus.CANCELED,
+    "PARTIALLY-FILLED": OrderStatus.PARTIALLY_FILLED,
+}
+
+
+def _status(item: dict[str, Any]) -> OrderStatus:
+    value = item.get("status")
+    if type(value) is not str:
+        raise PayloadError("missing status")
+    upper = value.upper()
+    try:
+        return OrderStatus(upper)
+    except ValueError:
+        alias = _STATUS_ALIASES.get(upper)
+        if alias is None:
+            raise PayloadError("unknown order status") from None
+        return alias
+
+
+def _objects(data: Any) -> Iterator[dict[str, Any]]:
+    """Yield the objects of `data`, whether it is one object or a list of them."""
+    if type(data) is dict:
+        yield data
+    elif type(data) is list:
+        for item in data:
+            if type(item) is not dict:
+                raise PayloadError("list item is not an object")
+            yield item
+    else:
+        raise PayloadError("data is neither an object nor a list")
+
+
+def _levels(value: Any) -> tuple[BookLevel, ...]:
+    if value is None:
+        return ()
+    if type(value) is not list:
+        raise PayloadError("book side is not a list")
+    levels = []
+    for entry in value:
+        if type(entry) is list and len(entry) >= 2:
+            levels.append(BookLevel(_dec(entry[0]), _dec(entry[1])))
+        elif type(entry) is dict:
+            levels.append(BookLevel(_req_dec(entry, "price"), _req_dec(entry, "quantity")))
+        else:
+            raise PayloadError("book level is neither [price, quantity] nor an object")
+    return tuple(levels)
+
+
+# --- channel parsers -----------------------------------------------------------------
+
+
+def _ticker(item: dict[str, Any], context: dict[str, Any]) -> Ticker:
+    return Ticker(
+        symbol=_symbol(item, context),
+        last=_req_dec(item, "lastPrice"),
+        bid=_opt_dec(item, "bidPrice"),
+        ask=_opt_dec(item, "askPrice"),
+        open=_opt_dec(item, "openPrice"),
+        high=_opt_dec(item, "highPrice"),
+        low=_opt_dec(item, "lowPrice"),
+        volume=_opt_dec(item, "volume"),
+        quote_volume=_opt_dec(item, "quoteVolume"),
+        change=_opt_dec(item, "priceChange"),
+        change_percent=_opt_dec(item, "priceChangePercent"),
+        timestamp=_opt_time(item, "timestamp"),
+    )
+
+
+def _orderbook(item: dict[str, Any], context: dict[str, Any]) -> OrderBook:
+    return OrderBook(
+        symbol=_symbol(item, context),
+        bids=_levels(item.get("bids")),
+        asks=_levels(item.get("asks")),
+        timestamp=_opt_time(item, "timestamp"),
+    )
+
+
+def _trade(item: dict[str, Any], context: dict[str, Any]) -> Trade:
+    return Trade(
+        symbol=_symbol(item, context),
+        price=_req_dec(item, "price"),
+        quantity=_req_dec(item, "quantity"),
+        side=_side(item),
+        trade_id=_opt_str(item, "id"),
+        timestamp=_opt_time(item, "timestamp"),
+    )
+
+
+def _candle(item: dict[str, Any], context: dict[str, Any]) -> Candle:
+    interval = item.get("interval")
+    if type(interval) is not str:
+        interval = context.get("interval")
+    if type(interval) is not str:
+        raise PayloadError("missing interval")
+    closed = item.get("closed")
+    return Candle(
+        symbol=_symbol(item, context),
+        interval=interval,
+        open=_req_dec(item, "open"),
+        high=_req_dec(item, "high"),
+        low=_req_dec(item, "low"),
+        close=_req_dec(item, "close"),
+        closed=closed is True or (type(closed) is str and closed.lower() == "true"),
+        volume=_opt_dec(item, "volume"),
+        open_time=_opt_time(item, "openTime"),
+        close_time=_opt_time(item, "closeTime"),
+    )
+
+
+def _order(item: dict[str, Any], context: dict[str, Any]) -> Order:
+    order_id = _opt_str(item, "orderId")
+    if not order_id:
+        raise PayloadError("missing orderId")
+    return Order(
+        order_id=order_id,
+        symbol=_symbol(item, context),
+        status=_status(item),
+        side=_side(item),
+        type=_opt_str(item, "type"),
+        price=_opt_dec(item, "price"),
+        quantity=_opt_dec(item, "quantity"),
+        executed_quantity=_opt_dec(item, "executedQuantity"),
+        average_price=_opt_dec(item, "averagePrice"),
+        client_order_id=_opt_str(item, "clientOrderId"),
+        created_at=_opt_time(item, "createdAt"),
+        updated_at=_opt_time(item, "updatedAt"),
+        account=context.get("account"),
+    )
+
+
+def _balance(item: dict[str, Any]) -> Balance:
+    currency = item.get("currency")
+    if type(currency) is not str or not currency:
+        raise PayloadError("missing currency")
+    locked = _opt_dec(item, "locked")
+    return Balance(
+        currency=currency.upper(),
+        available=_req_dec(item, "available"),
+        locked=Decimal(0) if locked is None else locked,
+    )
+
+
+_ItemParser = Callable[[dict[str, Any], dict[str, Any]], FeedEvent]
+
+_ITEM_PARSERS: dict[str, _ItemParser] = {
+    TICKER: _ticker,
+    TICKERS: _ticker,
+    ORDERBOOK: _orderbook,
+    TRADES: _trade,
+    CANDLES: _candle,
+    ACTIVE_ORDERS: _order,
+}
+
+
+def parse_push(params: Any, account: str | None = None) -> list[FeedEvent]:
+    """Turn the `params` of one `subscription` push into domain events.
+
+    Raises `PayloadError` (and nothing else) when the push cannot be understood.
+    """
+    try:
+        if type(params) is not dict:
+            raise PayloadError("params is not an object")
+        channel = params.get("channel")
+        data = params.get("data")
+        if channel == BALANCES:
+            balances = tuple(_balance(item) for item in _objects(data))
+            return [BalanceUpdate(balances=balances, account=account)]
+        parser = _ITEM_PARSERS.get(channel) if type(channel) is str else None
+        if parser is None:
+            raise PayloadError("unknown channel")
+        context = params if account is None else {**params, "account": account}
+        return [parser(item, context) for item in _objects(data)]
+    except PayloadError:
+        raise
+    except (ArithmeticError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+        # Belt and braces: a payload shape nobody foresaw is still only a bad push.
+        raise PayloadError(f"unexpected payload shape: {type(exc).__name__}") from None

@@ -1,0 +1,53 @@
+"""Service configuration, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+from pydantic import AnyUrl, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MAINNET_WS_URL = "wss://exchange.app-api.xrocket.exchange/"
+TESTNET_WS_URL = "wss://exchange.app-api.testnet.xrocket.exchange/"
+
+
+class Settings(BaseSettings):
+    """Every configuration name of the service; see `.env.example` for each one's meaning."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = Field(default="sqlite:///./alerts.db", validation_alias="DATABASE_URL")
+    xrocket_ws_url: str = Field(default=MAINNET_WS_URL, validation_alias="XROCKET_WS_URL")
+    telegram_bot_token: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")
+    telegram_api_url: str | None = Field(default=None, validation_alias="TELEGRAM_API_URL")
+    alerts_admin_token: SecretStr | None = Field(default=None, validation_alias="ALERTS_ADMIN_TOKEN")
+    alerts_secret_key: SecretStr | None = Field(default=None, validation_alias="ALERTS_SECRET_KEY")
+    log_level: str = Field(default="INFO", validation_alias="ALERTS_LOG_LEVEL")
+    feed_ping_interval: float = Field(default=30.0, gt=0, validation_alias="ALERTS_PING_INTERVAL")
+    feed_stale_timeout: float = Field(default=75.0, gt=0, validation_alias="ALERTS_STALE_TIMEOUT")
+
+    @field_validator(
+        "telegram_bot_token",
+        "telegram_api_url",
+        "alerts_admin_token",
+        "alerts_secret_key",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `.env.example` copied as is leaves these blank: blank means "not set".
+        return None if value == "" else value
+
+    @field_validator("xrocket_ws_url")
+    @classmethod
+    def _websocket_url(cls, value: str) -> str:
+        url = AnyUrl(value)
+        if url.scheme not in ("ws", "wss"):
+            raise ValueError("XROCKET_WS_URL must start with ws:// or wss://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("ALERTS_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level

@@ -1,0 +1,300 @@
+"""The payload parser: every channel, every tolerance rule, and garbage that must not escape."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alerts.domain.events import (
+    Balance,
+    BalanceUpdate,
+    BookLevel,
+    Candle,
+    Order,
+    OrderBook,
+    OrderStatus,
+    Side,
+    Ticker,
+    Trade,
+)
+from alerts.feed.protocol import PayloadError, Subscription, decode_frame, parse_push
+
+TICKER_DATA = {
+    "symbol": "BTC-USDT",
+    "lastPrice": "70000.10",
+    "openPrice": "69000",
+    "highPrice": "70500.5",
+    "lowPrice": "68800",
+    "volume": "12.5",
+    "quoteVolume": "875000",
+    "priceChange": "1000.10",
+    "priceChangePercent": "1.45",
+    "bidPrice": "70000.00",
+    "askPrice": "70000.20",
+    "timestamp": 1767225600000,
+}
+
+
+def push(channel: str, data: Any, **params: Any) -> dict[str, Any]:
+    """The `params` of a push, as the client receives them after JSON decoding."""
+    frame = {"method": "subscription", "params": {"channel": channel, **params, "data": data}}
+    decoded = decode_frame(json.dumps(frame))
+    assert isinstance(decoded, dict)
+    return decoded["params"]  # type: ignore[no-any-return]
+
+
+def test_ticker_is_fully_typed() -> None:
+    [event] = parse_push(push("ticker", TICKER_DATA, symbol="BTC-USDT", interval="1day"))
+    assert event == Ticker(
+        symbol="BTC-USDT",
+        last=Decimal("70000.10"),
+        bid=Decimal("70000.00"),
+        ask=Decimal("70000.20"),
+        open=Decimal("69000"),
+        high=Decimal("70500.5"),
+        low=Decimal("68800"),
+        volume=Decimal("12.5"),
+        quote_volume=Decimal("875000"),
+        change=Decimal("1000.10"),
+        change_percent=Decimal("1.45"),
+        timestamp=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_json_numbers_become_exact_decimals_not_floats() -> None:
+    frame = '{"method":"subscription","params":{"channel":"ticker","data":'
+    frame += '{"symbol":"BTC-USDT","lastPrice":0.1,"bidPrice":70000,"askPrice":1e2}}}'
+    [event] = parse_push(decode_frame(frame)["params"])
+    assert isinstance(event, Ticker)
+    assert event.last == Decimal("0.1")  # a float would give 0.1000000000000000055...
+    assert event.bid == Decimal(70000)
+    assert event.ask == Decimal(100)
+
+
+def test_missing_optional_fields_and_unknown_fields_are_fine() -> None:
+    data = {"lastPrice": "1.5", "brandNewField": {"x": [1, 2]}}
+    [event] = parse_push(push("ticker", data, symbol="TON-USDT"))
+    assert event == Ticker(symbol="TON-USDT", last=Decimal("1.5"))
+
+
+def test_symbol_from_params_when_data_lacks_it_and_is_normalised() -> None:
+    [event] = parse_push(push("ticker", {"lastPrice": "2", "symbol": "ton-usdt"}))
+    assert isinstance(event, Ticker)
+    assert event.symbol == "TON-USDT"
+
+
+def test_tickers_channel_gives_one_event_per_symbol() -> None:
+    data = [dict(TICKER_DATA), {**TICKER_DATA, "symbol": "ETH-USDT", "lastPrice": "3500"}]
+    events = parse_push(push("tickers", data, interval="1day"))
+    assert [(e.symbol, e.last) for e in events if isinstance(e, Ticker)] == [
+        ("BTC-USDT", Decimal("70000.10")),
+        ("ETH-USDT", Decimal("3500")),
+    ]
+
+
+def test_list_where_object_expected_and_object_where_list_expected() -> None:
+    assert len(parse_push(push("ticker", [TICKER_DATA, TICKER_DATA]))) == 2
+    trade = {"id": 7, "price": "100", "quantity": "2", "side": "sell", "timestamp": 1}
+    [event] = parse_push(push("trades", trade, symbol="BTC-USDT"))
+    assert event == Trade(
+        symbol="BTC-USDT",
+        price=Decimal(100),
+        quantity=Decimal(2),
+        side=Side.SELL,
+        trade_id="7",
+        timestamp=datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC),  # 1 is taken as seconds
+    )
+    assert event.notional == Decimal(200)
+
+
+def test_orderbook_levels_best_first() -> None:
+    data = {
+        "symbol": "BTC-USDT",
+        "bids": [["69999.9", "1.5"], [69999, 2]],
+        "asks": [["70000.1", "0.5"]],
+        "timestamp": 1767225600000,
+    }
+    [event] = parse_push(push("orderbook", data, symbol="BTC-USDT", depth=20))
+    assert isinstance(event, OrderBook)
+    assert event.bids == (
+        BookLevel(Decimal("69999.9"), Decimal("1.5")),
+        BookLevel(Decimal(69999), Decimal(2)),
+    )
+    assert event.best_bid == Decimal("69999.9")
+    assert event.best_ask == Decimal("70000.1")
+
+
+def test_candle_closed_flag_and_interval() -> None:
+    data = {
+        "symbol": "BTC-USDT",
+        "interval": "1min",
+        "openTime": 1767225600000,
+        "closeTime": 1767225659999,
+        "open": "1",
+        "high": "3",
+        "low": "0.5",
+        "close": "2",
+        "volume": "10",
+        "closed": True,
+    }
+    [event] = parse_push(push("candles", data, symbol="BTC-USDT", interval="1min"))
+    assert isinstance(event, Candle)
+    assert event.closed is True
+    assert (event.open, event.high, event.low, event.close) == tuple(
+        Decimal(v) for v in ("1", "3", "0.5", "2")
+    )
+    open_candle = {**data, "closed": False}
+    [still_open] = parse_push(push("candles", open_candle, interval="1min"))
+    assert isinstance(still_open, Candle)
+    assert still_open.closed is False
+
+
+def test_balances_make_one_update_with_the_account() -> None:
+    data = [
+        {"currency": "USDT", "available": "100.5", "locked": "10"},
+        {"currency": "btc", "available": 0.25},
+    ]
+    [event] = parse_push(push("balances", data), account="acct-1")
+    assert event == BalanceUpdate(
+        balances=(
+            Balance("USDT", Decimal("100.5"), Decimal(10)),
+            Balance("BTC", Decimal("0.25"), Decimal(0)),
+        ),
+        account="acct-1",
+    )
+
+
+def test_orders_with_status_aliases_and_account() -> None:
+    order = {
+        "orderId": 123,
+        "clientOrderId": "mine-1",
+        "symbol": "BTC-USDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "status": "cancelled",
+        "price": "70000",
+        "quantity": "0.1",
+        "executedQuantity": "0",
+        "averagePrice": None,
+        "createdAt": 1767225600000,
+        "updatedAt": 1767225601000,
+    }
+    [event] = parse_push(push("activeOrders", order), account="a")
+    assert isinstance(event, Order)
+    assert event.order_id == "123"
+    assert event.status is OrderStatus.CANCELED
+    assert event.status.is_final
+    assert event.average_price is None
+    assert event.account == "a"
+
+
+@pytest.mark.parametrize(
+    ("channel", "data", "reason"),
+    [
+        ("ticker", {"symbol": "BTC-USDT"}, "missing lastPrice"),
+        ("ticker", {"symbol": "BTC-USDT", "lastPrice": "abc"}, "not a decimal"),
+        ("ticker", {"symbol": "BTC-USDT", "lastPrice": "NaN"}, "not a finite"),
+        ("ticker", {"symbol": "BTC-USDT", "lastPrice": "Infinity"}, "not a finite"),
+        ("ticker", {"symbol": "BTC-USDT", "lastPrice": True}, "not a number"),
+        ("ticker", {"symbol": "BTC-USDT", "lastPrice": "9" * 65}, "too long"),
+        ("ticker", {"lastPrice": "1"}, "missing symbol"),
+        ("ticker", "hello", "neither an object nor a list"),
+        ("ticker", [1, 2], "not an object"),
+        ("trades", [{"price": "1", "symbol": "X-Y"}], "missing quantity"),
+        ("orderbook", {"symbol": "X-Y", "bids": "x"}, "not a list"),
+        ("orderbook", {"symbol": "X-Y", "bids": [["1"]]}, "neither"),
+        ("activeOrders", {"orderId": "1", "symbol": "X-Y", "status": "WEIRD"}, "unknown order"),
+        ("activeOrders", {"symbol": "X-Y", "status": "NEW"}, "missing orderId"),
+        ("balances", [{"available": "1"}], "missing currency"),
+        ("nonsense", {}, "unknown channel"),
+    ],
+)
+def test_unusable_pushes_raise_payload_error(channel: str, data: Any, reason: str) -> None:
+    with pytest.raises(PayloadError, match=reason):
+        parse_push(push(channel, data))
+
+
+def test_wrongly_typed_optional_fields_are_dropped_not_fatal() -> None:
+    data = {"symbol": "BTC-USDT", "lastPrice": "1", "volume": {"a": 1}, "timestamp": "soon"}
+    [event] = parse_push(push("ticker", data))
+    assert event == Ticker(symbol="BTC-USDT", last=Decimal(1))
+
+
+def test_subscription_params_carry_only_what_applies() -> None:
+    assert Subscription.ticker("BTC-USDT").params() == {
+        "channel": "ticker",
+        "symbol": "BTC-USDT",
+        "interval": "1day",
+    }
+    assert Subscription.balances().params() == {"channel": "balances"}
+    assert Subscription.active_orders().private
+    assert not Subscription.orderbook("BTC-USDT", 5).private
+
+
+# --- property-based: nothing but PayloadError ever escapes ----------------------------
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.sampled_from(["1", "0.5", "-3", "1e5", "NaN", "inf", "", " 7 ", "1e999999"]),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=8,
+)
+field_names = st.sampled_from(
+    [
+        "symbol", "lastPrice", "bidPrice", "askPrice", "timestamp", "price", "quantity",
+        "side", "id", "bids", "asks", "open", "high", "low", "close", "closed", "interval",
+        "orderId", "status", "currency", "available", "locked", "executedQuantity",
+    ]
+)  # fmt: skip
+plausible_items = st.dictionaries(field_names, json_values, max_size=8)
+channels = st.sampled_from(
+    ["ticker", "tickers", "orderbook", "trades", "candles", "balances", "activeOrders", "x"]
+)
+params_strategy = st.fixed_dictionaries(
+    {"channel": channels},
+    optional={
+        "symbol": json_values,
+        "interval": json_values,
+        "data": st.one_of(plausible_items, st.lists(plausible_items, max_size=4), json_values),
+    },
+)
+
+
+frames = st.lists(st.one_of(params_strategy, json_values), min_size=1, max_size=8)
+
+
+@settings(max_examples=600, deadline=None)
+@given(batch=frames)
+def test_parser_never_raises_anything_but_payload_error(batch: list[Any]) -> None:
+    for params in batch:
+        try:
+            events = parse_push(params, account="acct")
+        except PayloadError:
+            continue
+        for event in events:
+            for name in ("last", "price", "quantity", "bid", "ask", "open", "close"):
+                value = getattr(event, name, None)
+                assert value is None or (isinstance(value, Decimal) and value.is_finite())
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(max_size=200) | st.binary(max_size=200))
+def test_decode_frame_only_raises_value_errors(text: str | bytes) -> None:
+    try:
+        decode_frame(text)
+    except ValueError:
+        pass
