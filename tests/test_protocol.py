@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,8 +23,15 @@ from alerts.domain.events import (
     Side,
     Ticker,
     Trade,
+    utc,
 )
-from alerts.feed.protocol import PayloadError, Subscription, decode_frame, parse_push
+from alerts.feed.protocol import (
+    PayloadError,
+    Subscription,
+    decode_frame,
+    parse_fast,
+    parse_push,
+)
 
 TICKER_DATA = {
     "symbol": "BTC-USDT",
@@ -63,8 +71,9 @@ def test_ticker_is_fully_typed() -> None:
         quote_volume=Decimal("875000"),
         change=Decimal("1000.10"),
         change_percent=Decimal("1.45"),
-        timestamp=datetime(2026, 1, 1, tzinfo=UTC),
+        timestamp=1767225600000,
     )
+    assert utc(event.timestamp) == datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_json_numbers_become_exact_decimals_not_floats() -> None:
@@ -108,7 +117,7 @@ def test_list_where_object_expected_and_object_where_list_expected() -> None:
         quantity=Decimal(2),
         side=Side.SELL,
         trade_id="7",
-        timestamp=datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC),  # 1 is taken as seconds
+        timestamp=1000,  # 1 is taken as seconds
     )
     assert event.notional == Decimal(200)
 
@@ -202,7 +211,6 @@ def test_orders_with_status_aliases_and_account() -> None:
         ("ticker", {"symbol": "BTC-USDT", "lastPrice": "NaN"}, "not a finite"),
         ("ticker", {"symbol": "BTC-USDT", "lastPrice": "Infinity"}, "not a finite"),
         ("ticker", {"symbol": "BTC-USDT", "lastPrice": True}, "not a number"),
-        ("ticker", {"symbol": "BTC-USDT", "lastPrice": "9" * 65}, "too long"),
         ("ticker", {"lastPrice": "1"}, "missing symbol"),
         ("ticker", "hello", "neither an object nor a list"),
         ("ticker", [1, 2], "not an object"),
@@ -249,8 +257,9 @@ json_scalars = st.one_of(
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
     max_leaves=8,
 )
 field_names = st.sampled_from(
@@ -294,7 +303,76 @@ def test_parser_never_raises_anything_but_payload_error(batch: list[Any]) -> Non
 @settings(max_examples=500, deadline=None)
 @given(text=st.text(max_size=200) | st.binary(max_size=200))
 def test_decode_frame_only_raises_value_errors(text: str | bytes) -> None:
-    try:
+    with contextlib.suppress(ValueError):
         decode_frame(text)
-    except ValueError:
-        pass
+
+
+# --- the fast path agrees with the tolerant path wherever it answers -------------------
+
+numbers = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False, places=8).map(str),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.sampled_from(["NaN", "Infinity", "1e5", " 7 ", "abc", "", "-0"]),
+)
+maybe = st.one_of(st.none(), numbers)
+symbols = st.sampled_from(["BTC-USDT", "eth-usdt", "", "X"])
+ticker_items = st.fixed_dictionaries(
+    {"lastPrice": numbers},
+    optional={
+        "symbol": symbols,
+        "bidPrice": maybe,
+        "askPrice": maybe,
+        "volume": maybe,
+        "timestamp": st.one_of(st.integers(-5, 10**17), st.just("1767225600000")),
+        "extra": json_scalars,
+    },
+)
+trade_items = st.fixed_dictionaries(
+    {"price": numbers, "quantity": numbers},
+    optional={
+        "symbol": symbols,
+        "side": st.sampled_from(["BUY", "sell", "hold", 1]),
+        "id": st.one_of(st.integers(0, 10**9), st.text(max_size=5), st.booleans()),
+        "timestamp": st.integers(-5, 10**17),
+    },
+)
+levels = st.lists(st.lists(numbers, min_size=1, max_size=3), max_size=4)
+book_items = st.fixed_dictionaries(
+    {}, optional={"symbol": symbols, "bids": levels, "asks": levels, "timestamp": st.integers()}
+)
+hot_pushes = st.one_of(
+    st.tuples(st.sampled_from(["ticker", "tickers"]), ticker_items),
+    st.tuples(st.just("trades"), trade_items),
+    st.tuples(st.just("orderbook"), book_items),
+).flatmap(
+    lambda pair: st.fixed_dictionaries(
+        {
+            "channel": st.just(pair[0]),
+            "data": st.one_of(st.just(pair[1]), st.just([pair[1], pair[1]])),
+        },
+        optional={"symbol": symbols},
+    )
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(params=hot_pushes)
+def test_fast_path_gives_exactly_what_the_tolerant_path_gives(params: dict[str, Any]) -> None:
+    raw = json.dumps({"method": "subscription", "params": params})
+    fast = parse_fast(raw)
+    if fast is None:
+        return  # the tolerant path decides alone
+    try:
+        slow = parse_push(decode_frame(raw)["params"])
+    except PayloadError:
+        raise AssertionError(f"fast path accepted what the tolerant path refuses: {raw}") from None
+    assert fast == (params["channel"], slow)
+
+
+def test_fast_path_covers_the_expected_shapes() -> None:
+    raw = json.dumps(
+        {"method": "subscription", "params": {"channel": "ticker", "data": TICKER_DATA}}
+    )
+    assert parse_fast(raw) is not None
+    assert parse_fast('{"id": "1", "result": {"success": true}}') is None
+    assert parse_fast('{"method": "subscription", "params": {"channel": "balances"}}') is None

@@ -11,16 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import random
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 
+import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidURI, WebSocketException
 
@@ -356,9 +355,17 @@ class FeedClient:
 
     def _on_frame(self, raw: str | bytes) -> None:
         self.state.last_message_monotonic = time.monotonic()
+        fast = protocol.parse_fast(raw)
+        if fast is not None:
+            channel, events = fast
+            stats = self._stats[channel]
+            stats.pushes += 1
+            stats.events += len(events)
+            self._deliver(channel, events)
+            return
         try:
-            message = json.loads(raw, parse_float=Decimal)
-        except (ValueError, RecursionError):
+            message = protocol.decode_frame(raw)
+        except ValueError:
             self.state.invalid_frames += 1
             self._warn(UNKNOWN_CHANNEL, "frame is not valid JSON")
             return
@@ -374,24 +381,25 @@ class FeedClient:
         logger.debug("%s: ignored a message that is neither answer nor push", self.config.name)
 
     def _on_push(self, params: Any) -> None:
-        channel = params.get("channel") if type(params) is dict else None
-        stats = self._stats.get(channel) if type(channel) is str else None
-        if stats is None:
-            stats = self._stats[UNKNOWN_CHANNEL]
-            channel = UNKNOWN_CHANNEL
+        named = params.get("channel") if type(params) is dict else None
+        channel = named if type(named) is str and named in self._stats else UNKNOWN_CHANNEL
+        stats = self._stats[channel]
         stats.pushes += 1
         try:
             events = protocol.parse_push(params, self.config.account)
         except PayloadError as exc:
             stats.unparseable += 1
-            self._warn(str(channel), str(exc))
+            self._warn(channel, str(exc))
             return
         stats.events += len(events)
+        self._deliver(channel, events)
+
+    def _deliver(self, channel: str, events: list[FeedEvent]) -> None:
         sink = self._sink
         for event in events:
             if self._fresh_balances and type(event) is BalanceUpdate:
                 self._fresh_balances = False
-                event = replace(event, full=True)
+                event = msgspec.structs.replace(event, full=True)
             try:
                 sink(event)
             except Exception:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+import msgspec
 
 from alerts.domain.events import (
     Balance,
@@ -56,10 +57,10 @@ PING, AUTH, SUBSCRIBE, UNSUBSCRIBE, UNSUBSCRIBE_ALL = (
     "unsubscribeAll",
 )
 
-# Longer numeric strings are garbage, not prices; bounding them bounds Decimal work.
-_MAX_NUMBER_CHARS = 64
-# Millisecond timestamps before this are taken as seconds (year 5138 in seconds).
+# Millisecond timestamps below this are taken as seconds (it is year 5138 in seconds).
 _SECONDS_CUTOFF = 100_000_000_000
+# Timestamps past this (year ~318857) are garbage, not times.
+_MAX_MILLIS = 10**16
 
 
 class PayloadError(ValueError):
@@ -135,9 +136,15 @@ def encode_request(request_id: str, method: str, params: dict[str, Any] | None =
     return json.dumps(frame, separators=(",", ":"))
 
 
+_JSON = msgspec.json.Decoder(float_hook=Decimal)
+
+
 def decode_frame(raw: str | bytes) -> Any:
-    """Parse one frame's JSON, with every JSON fraction as a `Decimal`."""
-    return json.loads(raw, parse_float=Decimal)
+    """Parse one frame's JSON, with every JSON fraction as a `Decimal`; ValueError if invalid."""
+    try:
+        return _JSON.decode(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 # --- field readers -------------------------------------------------------------------
@@ -146,8 +153,6 @@ def decode_frame(raw: str | bytes) -> Any:
 def _dec(value: Any) -> Decimal:
     kind = type(value)
     if kind is str:
-        if len(value) > _MAX_NUMBER_CHARS:
-            raise PayloadError("number too long")
         try:
             number = Decimal(value)
         except InvalidOperation:
@@ -182,17 +187,24 @@ def _opt_dec(item: dict[str, Any], key: str) -> Decimal | None:
         return None
 
 
-def _opt_time(item: dict[str, Any], key: str) -> datetime | None:
+def millis(value: int | None) -> int | None:
+    """A plausible Unix time in milliseconds (seconds are scaled up), else None."""
+    if value is None or value < 0:
+        return None
+    if value < _SECONDS_CUTOFF:
+        value *= 1000
+    return value if value < _MAX_MILLIS else None
+
+
+def _opt_time(item: dict[str, Any], key: str) -> int | None:
     value = item.get(key)
     if value is None:
         return None
     try:
-        millis = _dec(value)
-        if millis < _SECONDS_CUTOFF:
-            millis *= 1000
-        return datetime.fromtimestamp(float(millis) / 1000, UTC)
-    except (PayloadError, ValueError, OverflowError, OSError):
+        number = _dec(value)
+    except PayloadError:
         return None
+    return millis(int(number)) if number.adjusted() < 18 else None
 
 
 def _opt_str(item: dict[str, Any], key: str) -> str | None:
@@ -402,3 +414,174 @@ def parse_push(params: Any, account: str | None = None) -> list[FeedEvent]:
     except (ArithmeticError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         # Belt and braces: a payload shape nobody foresaw is still only a bad push.
         raise PayloadError(f"unexpected payload shape: {type(exc).__name__}") from None
+
+
+# --- fast path ---------------------------------------------------------------------
+#
+# The busy channels (tickers, order books, trades) are decoded straight into typed
+# structs by msgspec, in C. Any frame that does not fit these exact shapes returns
+# None here and takes the tolerant path above, which has the final word; a property
+# test holds the two paths to identical results wherever the fast one answers.
+
+
+class _NotFast(Exception):
+    """The typed shape matched but a value needs the tolerant path's judgement."""
+
+
+class _WireTicker(msgspec.Struct, rename="camel", gc=False):
+    last_price: Decimal
+    symbol: str | None = None
+    bid_price: Decimal | None = None
+    ask_price: Decimal | None = None
+    open_price: Decimal | None = None
+    high_price: Decimal | None = None
+    low_price: Decimal | None = None
+    volume: Decimal | None = None
+    quote_volume: Decimal | None = None
+    price_change: Decimal | None = None
+    price_change_percent: Decimal | None = None
+    timestamp: int | None = None
+
+
+class _WireTrade(msgspec.Struct, gc=False):
+    price: Decimal
+    quantity: Decimal
+    symbol: str | None = None
+    side: str | None = None
+    id: str | int | None = None
+    timestamp: int | None = None
+
+
+class _WireBook(msgspec.Struct, gc=False):
+    symbol: str | None = None
+    bids: list[tuple[Decimal, Decimal]] | None = None
+    asks: list[tuple[Decimal, Decimal]] | None = None
+    timestamp: int | None = None
+
+
+class _TickerParams(msgspec.Struct, tag_field="channel", tag=TICKER, gc=False):
+    data: _WireTicker | list[_WireTicker]
+    symbol: str | None = None
+
+
+class _TickersParams(msgspec.Struct, tag_field="channel", tag=TICKERS, gc=False):
+    data: list[_WireTicker] | _WireTicker
+    symbol: str | None = None
+
+
+class _TradesParams(msgspec.Struct, tag_field="channel", tag=TRADES, gc=False):
+    data: list[_WireTrade] | _WireTrade
+    symbol: str | None = None
+
+
+class _BookParams(msgspec.Struct, tag_field="channel", tag=ORDERBOOK, gc=False):
+    data: _WireBook | list[_WireBook]
+    symbol: str | None = None
+
+
+class _WirePush(msgspec.Struct, gc=False):
+    method: str
+    params: _TickerParams | _TickersParams | _TradesParams | _BookParams
+
+
+_FAST = msgspec.json.Decoder(_WirePush)
+_SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
+
+
+def _fin(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise _NotFast
+    return value
+
+
+def _fin_opt(value: Decimal | None) -> Decimal | None:
+    if value is not None and not value.is_finite():
+        raise _NotFast
+    return value
+
+
+def _fast_symbol(symbol: str | None, fallback: str | None) -> str:
+    symbol = symbol or fallback
+    if not symbol:
+        raise _NotFast
+    return symbol.upper()
+
+
+def _fast_ticker(w: _WireTicker, fallback: str | None) -> Ticker:
+    stats = (
+        w.bid_price,
+        w.ask_price,
+        w.open_price,
+        w.high_price,
+        w.low_price,
+        w.volume,
+        w.quote_volume,
+        w.price_change,
+        w.price_change_percent,
+    )
+    # One inlined loop: this runs for every ticker push.
+    for value in stats:
+        if value is not None and not value.is_finite():
+            raise _NotFast
+    timestamp = w.timestamp
+    return Ticker(
+        _fast_symbol(w.symbol, fallback),
+        _fin(w.last_price),
+        *stats,
+        timestamp=None if timestamp is None else millis(timestamp),
+    )
+
+
+def _fast_trade(w: _WireTrade, fallback: str | None) -> Trade:
+    side = _SIDES.get(w.side.upper()) if w.side is not None else None
+    trade_id = w.id if w.id is None or type(w.id) is str else str(w.id)
+    return Trade(
+        _fast_symbol(w.symbol, fallback),
+        _fin(w.price),
+        _fin(w.quantity),
+        side,
+        trade_id,
+        millis(w.timestamp),
+    )
+
+
+def _fast_levels(levels: list[tuple[Decimal, Decimal]] | None) -> tuple[BookLevel, ...]:
+    if not levels:
+        return ()
+    return tuple(BookLevel(_fin(price), _fin(quantity)) for price, quantity in levels)
+
+
+def _fast_book(w: _WireBook, fallback: str | None) -> OrderBook:
+    return OrderBook(
+        _fast_symbol(w.symbol, fallback),
+        _fast_levels(w.bids),
+        _fast_levels(w.asks),
+        millis(w.timestamp),
+    )
+
+
+_FAST_CONVERTERS: dict[type, tuple[str, Callable[[Any, str | None], FeedEvent]]] = {
+    _TickerParams: (TICKER, _fast_ticker),
+    _TickersParams: (TICKERS, _fast_ticker),
+    _TradesParams: (TRADES, _fast_trade),
+    _BookParams: (ORDERBOOK, _fast_book),
+}
+
+
+def parse_fast(raw: str | bytes) -> tuple[str, list[FeedEvent]] | None:
+    """(channel, events) for a busy-channel push in the expected shape; None for anything else."""
+    try:
+        push = _FAST.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None
+    if push.method != PUSH_METHOD:
+        return None
+    params = push.params
+    channel, convert = _FAST_CONVERTERS[type(params)]
+    data = params.data
+    try:
+        if type(data) is list:
+            return channel, [convert(item, params.symbol) for item in data]
+        return channel, [convert(data, params.symbol)]
+    except _NotFast:
+        return None
