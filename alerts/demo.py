@@ -1,0 +1,90 @@
+"""`alerts demo`: the built-in simulator streamed through the feed client to the console."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from typing import TextIO
+
+from alerts.domain.events import BalanceUpdate, Candle, FeedEvent, Order, Ticker, Trade
+from alerts.feed import Backoff, FeedClient, FeedConfig, Subscription
+from alerts.simulator import Simulator, SimulatorConfig
+
+DEMO_TOKEN = "demo-token"  # noqa: S105 - the in-process simulator's public token
+_BANNER = """\
+xRocket alerts demo: an in-process exchange simulator at {url}
+streamed through the feed client. Prices, trades, closed candles, order
+updates and balance changes print below as typed events arrive.
+Rules, delivery and the API join this demo as those parts land.
+Ctrl-C stops.
+"""
+
+
+class ConsolePrinter:
+    """Prints each feed event as one readable line."""
+
+    def __init__(self, out: TextIO = sys.stdout, every_nth_ticker: int = 5) -> None:
+        self._out = out
+        self._every = every_nth_ticker
+        self._tickers = 0
+
+    def __call__(self, event: FeedEvent) -> None:
+        """Print `event` (tickers are thinned out so the console stays readable)."""
+        line = self._format(event)
+        if line is not None:
+            print(line, file=self._out, flush=True)
+
+    def _format(self, event: FeedEvent) -> str | None:
+        if isinstance(event, Ticker):
+            self._tickers += 1
+            if self._tickers % self._every:
+                return None
+            return f"price   {event.symbol:<10} last {event.last} bid {event.bid} ask {event.ask}"
+        if isinstance(event, Trade):
+            return f"trade   {event.symbol:<10} {event.side} {event.quantity} @ {event.price}"
+        if isinstance(event, Candle):
+            if not event.closed:
+                return None
+            return f"candle  {event.symbol:<10} {event.interval} closed at {event.close}"
+        if isinstance(event, Order):
+            return (
+                f"order   {event.symbol:<10} {event.side} {event.order_id} {event.status}"
+                f" filled {event.executed_quantity}/{event.quantity} avg {event.average_price}"
+            )
+        if isinstance(event, BalanceUpdate):
+            parts = ", ".join(
+                f"{b.currency} {b.available} (+{b.locked} locked)" for b in event.balances
+            )
+            return f"balance {'all' if event.full else 'changed'}: {parts}"
+        return None
+
+
+async def run_demo(seconds: float | None = None, out: TextIO = sys.stdout) -> None:
+    """Run the simulator and two feed connections (public, private) for `seconds` or forever."""
+    config = SimulatorConfig(tick_interval=0.5, tokens={DEMO_TOKEN: 1}, order_activity_interval=2.0)
+    printer = ConsolePrinter(out)
+    async with Simulator(config) as sim:
+        print(_BANNER.format(url=sim.url), file=out, flush=True)
+        fast = Backoff(initial=0.2, maximum=5.0)
+        public = FeedClient(FeedConfig(url=sim.url, backoff=fast), printer)
+        private = FeedClient(
+            FeedConfig(url=sim.url, token=DEMO_TOKEN, name="account", account="demo", backoff=fast),
+            printer,
+        )
+        for symbol in config.symbols:
+            await public.subscribe(Subscription.ticker(symbol))
+        await public.subscribe(Subscription.trades(config.symbols[0]))
+        await public.subscribe(Subscription.candles(config.symbols[0], "1min"))
+        await private.subscribe(Subscription.balances())
+        await private.subscribe(Subscription.active_orders())
+        tasks = [asyncio.create_task(public.run()), asyncio.create_task(private.run())]
+        try:
+            await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await public.stop()
+            await private.stop()
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

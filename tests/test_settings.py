@@ -1,0 +1,65 @@
+"""Configuration: every contract name, `.env.example` in step, secrets hidden."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from alerts.settings import MAINNET_WS_URL, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT_NAMES = {
+    "DATABASE_URL",
+    "XROCKET_WS_URL",
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_API_URL",
+    "ALERTS_ADMIN_TOKEN",
+    "ALERTS_SECRET_KEY",
+}
+
+
+def setting_names() -> set[str]:
+    return {str(field.validation_alias) for field in Settings.model_fields.values()}
+
+
+def test_defaults_are_a_local_sqlite_file_and_mainnet() -> None:
+    settings = Settings(_env_file=None)
+    assert settings.database_url.startswith("sqlite:///")
+    assert settings.xrocket_ws_url == MAINNET_WS_URL
+    assert settings.telegram_bot_token is None
+
+
+def test_every_contract_name_is_a_setting() -> None:
+    assert setting_names() >= CONTRACT_NAMES
+
+
+def test_env_example_lists_exactly_the_settings() -> None:
+    text = (ROOT / ".env.example").read_text()
+    names = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
+    assert names == setting_names()
+
+
+def test_env_example_loads_as_is(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    settings = Settings()
+    assert settings.alerts_admin_token is None  # blank means unset
+
+
+def test_secrets_never_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:SECRET-bot-token")
+    monkeypatch.setenv("ALERTS_ADMIN_TOKEN", "SECRET-admin")
+    monkeypatch.setenv("ALERTS_SECRET_KEY", "SECRET-key")
+    settings = Settings(_env_file=None)
+    assert "SECRET" not in repr(settings)
+    assert "SECRET" not in str(settings.model_dump())
+    assert settings.telegram_bot_token is not None
+    assert settings.telegram_bot_token.get_secret_value() == "123456:SECRET-bot-token"
+
+
+def test_feed_url_must_be_a_websocket(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XROCKET_WS_URL", "https://example.invalid/")
+    with pytest.raises(ValidationError, match="ws:// or wss://"):
+        Settings(_env_file=None)
