@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 from typing import TextIO
 
 from alerts.domain.events import BalanceUpdate, Candle, FeedEvent, Order, Ticker, Trade
@@ -24,22 +25,26 @@ Ctrl-C stops.
 class ConsolePrinter:
     """Prints each feed event as one readable line."""
 
-    def __init__(self, out: TextIO = sys.stdout, every_nth_ticker: int = 5) -> None:
+    def __init__(self, out: TextIO = sys.stdout, ticker_every: float = 3.0) -> None:
         self._out = out
-        self._every = every_nth_ticker
-        self._tickers = 0
+        self._ticker_every = ticker_every
+        self._ticker_printed: dict[str, float] = {}
 
     def __call__(self, event: FeedEvent) -> None:
-        """Print `event` (tickers are thinned out so the console stays readable)."""
+        """Print `event` (each symbol's price at most every few seconds, to stay readable)."""
         line = self._format(event)
         if line is not None:
             print(line, file=self._out, flush=True)
 
     def _format(self, event: FeedEvent) -> str | None:
         if isinstance(event, Ticker):
-            self._tickers += 1
-            if self._tickers % self._every:
+            now = time.monotonic()
+            if (
+                now - self._ticker_printed.get(event.symbol, -self._ticker_every)
+                < self._ticker_every
+            ):
                 return None
+            self._ticker_printed[event.symbol] = now
             return f"price   {event.symbol:<10} last {event.last} bid {event.bid} ask {event.ask}"
         if isinstance(event, Trade):
             return f"trade   {event.symbol:<10} {event.side} {event.quantity} @ {event.price}"

@@ -16,9 +16,13 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default="sqlite:///./alerts.db", validation_alias="DATABASE_URL")
     xrocket_ws_url: str = Field(default=MAINNET_WS_URL, validation_alias="XROCKET_WS_URL")
-    telegram_bot_token: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")
+    telegram_bot_token: SecretStr | None = Field(
+        default=None, validation_alias="TELEGRAM_BOT_TOKEN"
+    )
     telegram_api_url: str | None = Field(default=None, validation_alias="TELEGRAM_API_URL")
-    alerts_admin_token: SecretStr | None = Field(default=None, validation_alias="ALERTS_ADMIN_TOKEN")
+    alerts_admin_token: SecretStr | None = Field(
+        default=None, validation_alias="ALERTS_ADMIN_TOKEN"
+    )
     alerts_secret_key: SecretStr | None = Field(default=None, validation_alias="ALERTS_SECRET_KEY")
     log_level: str = Field(default="INFO", validation_alias="ALERTS_LOG_LEVEL")
     feed_ping_interval: float = Field(default=30.0, gt=0, validation_alias="ALERTS_PING_INTERVAL")

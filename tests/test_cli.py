@@ -1,0 +1,114 @@
+"""The `alerts` console script, run as a user runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+
+from alerts.domain.events import Ticker
+from alerts.feed import FeedClient, Subscription
+from tests.feed_helpers import Collector, eventually, fast_config, running
+
+ALERTS = [sys.executable, "-m", "alerts.cli"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ALERTS, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_help_lists_every_contract_command() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("run", "api", "engine", "worker", "bot", "simulate", "demo", "db"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "api", "engine", "worker", "bot"])
+def test_parts_from_later_releases_say_so_and_fail(command: str) -> None:
+    result = run_cli(command)
+    assert result.returncode == 3
+    assert "not available yet" in result.stderr
+
+
+def test_bad_configuration_is_named_without_echoing_values() -> None:
+    result = run_cli("simulate", env={"XROCKET_WS_URL": "http://secret-host.invalid/abc"})
+    assert result.returncode == 2
+    assert "XROCKET_WS_URL" in result.stderr
+    assert "secret-host" not in result.stderr
+
+
+def test_simulate_rejects_bad_options() -> None:
+    result = run_cli("simulate", "--malformed-rate", "2")
+    assert result.returncode == 2
+    assert "--malformed-rate" in result.stderr
+
+
+async def test_simulate_serves_the_feed_client(tmp_path: Path) -> None:
+    port = free_port()
+    script = tmp_path / "script.json"
+    script.write_text('{"BTC-USDT": ["71000.5", "71001.5"]}')
+    proc = await asyncio.create_subprocess_exec(
+        *ALERTS,
+        "simulate",
+        "--port",
+        str(port),
+        "--tick-interval",
+        "0.05",
+        "--script",
+        str(script),
+        "--seed",
+        "3",
+    )
+    try:
+        sink = Collector()
+        client = FeedClient(fast_config(f"ws://127.0.0.1:{port}/"), sink)
+
+        await client.subscribe(Subscription.ticker("BTC-USDT"))
+        async with running(client):
+            await eventually(
+                lambda: {t.last for t in sink.of(Ticker)} >= {Decimal("71000.5")},
+                timeout=20,
+                message="scripted price from `alerts simulate`",
+            )
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
+
+
+def test_db_upgrade_migrates_an_empty_database(database_url: str) -> None:
+    result = run_cli("db", "upgrade", env={"DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stderr
+    engine = create_engine(database_url)
+    try:
+        assert "alembic_version" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_demo_streams_events_to_the_console() -> None:
+    result = run_cli("demo", "--seconds", "3")
+    assert result.returncode == 0, result.stderr
+    assert "xRocket alerts demo" in result.stdout
+    assert "price   BTC-USDT" in result.stdout
+    assert "balance all" in result.stdout
