@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sys
 import time
+from decimal import Decimal
 from typing import TextIO
 
 from alerts.domain.events import BalanceUpdate, Candle, FeedEvent, Order, Ticker, Trade
@@ -45,24 +46,39 @@ class ConsolePrinter:
             ):
                 return None
             self._ticker_printed[event.symbol] = now
-            return f"price   {event.symbol:<10} last {event.last} bid {event.bid} ask {event.ask}"
+            return (
+                f"price   {event.symbol:<10} last {_show(event.last)}"
+                f" bid {_show(event.bid)} ask {_show(event.ask)}"
+            )
         if isinstance(event, Trade):
-            return f"trade   {event.symbol:<10} {event.side} {event.quantity} @ {event.price}"
+            return (
+                f"trade   {event.symbol:<10} {event.side} {_show(event.quantity)}"
+                f" @ {_show(event.price)}"
+            )
         if isinstance(event, Candle):
             if not event.closed:
                 return None
-            return f"candle  {event.symbol:<10} {event.interval} closed at {event.close}"
+            return f"candle  {event.symbol:<10} {event.interval} closed at {_show(event.close)}"
         if isinstance(event, Order):
             return (
-                f"order   {event.symbol:<10} {event.side} {event.order_id} {event.status}"
-                f" filled {event.executed_quantity}/{event.quantity} avg {event.average_price}"
+                f"order   {event.symbol:<10} {event.side} #{event.order_id} {event.status}"
+                f" filled {_show(event.executed_quantity)}/{_show(event.quantity)}"
+                f" avg {_show(event.average_price)}"
             )
         if isinstance(event, BalanceUpdate):
             parts = ", ".join(
-                f"{b.currency} {b.available} (+{b.locked} locked)" for b in event.balances
+                f"{b.currency} {_show(b.available)} (+{_show(b.locked)} locked)"
+                for b in event.balances
             )
             return f"balance {'all' if event.full else 'changed'}: {parts}"
         return None
+
+
+def _show(value: Decimal | None) -> str:
+    """A decimal as people write it: no exponent, no trailing zeros."""
+    if value is None:
+        return "-"
+    return format(value.normalize(), "f") if value else "0"
 
 
 async def run_demo(seconds: float | None = None, out: TextIO = sys.stdout) -> None:

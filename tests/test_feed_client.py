@@ -322,3 +322,24 @@ async def test_malformed_pushes_are_counted_and_skipped() -> None:
             before = len(sink.of(Ticker))
             await eventually(lambda: len(sink.of(Ticker)) > before + 5, message="good pushes")
         assert client.state.connects == 1
+
+
+async def test_stop_before_run_is_honoured() -> None:
+    client = FeedClient(fast_config("ws://127.0.0.1:9/"), Collector())
+    await client.stop()
+    await asyncio.wait_for(client.run(), 1)
+    assert client.state.attempts == 0
+
+
+async def test_unsubscribe_racing_a_subscribe_leaves_nothing_behind() -> None:
+    async with Simulator(sim_config(tick_interval=60)) as sim:
+        client = FeedClient(fast_config(sim.url), Collector())
+        async with running(client):
+            await eventually(lambda: client.ready)
+            sub = Subscription.ticker("ETH-USDT")
+            subscribing = asyncio.create_task(client.subscribe(sub))
+            await asyncio.sleep(0)  # the subscribe request is on its way
+            await client.unsubscribe(sub)
+            await subscribing
+            await eventually(lambda: sim.subscriptions() == [frozenset()])
+            assert client.subscriptions == frozenset()

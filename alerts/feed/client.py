@@ -116,7 +116,6 @@ class FeedClient:
 
     async def run(self) -> None:
         """Keep a connection up until `stop()`; raise `AuthRejected` if credentials are refused."""
-        self._stopping.clear()
         attempt = 0
         while not self._stopping.is_set():
             self.state.attempts += 1
@@ -147,7 +146,7 @@ class FeedClient:
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
     async def stop(self) -> None:
-        """Close the connection and make `run()` return."""
+        """Close the connection and make `run()` return; final, even before `run()` starts."""
         self._stopping.set()
         ws = self._ws
         if ws is not None:
@@ -275,8 +274,12 @@ class FeedClient:
             self._fresh_balances = True  # the first balances push after this is the full set
         with contextlib.suppress(AlreadySubscribed):
             await self._request(ws, protocol.SUBSCRIBE, sub.params())
-        if sub in self._desired:
-            self._active.add(sub)
+        if sub not in self._desired:
+            # Unsubscribed while the request was in flight: undo it on the exchange too.
+            with contextlib.suppress(NotSubscribed):
+                await self._request(ws, protocol.UNSUBSCRIBE, sub.params())
+            return
+        self._active.add(sub)
         self.state.failed_subscriptions.pop(_label(sub), None)
 
     def _reject(self, sub: Subscription, exc: RequestRejected) -> None:

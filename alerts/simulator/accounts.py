@@ -219,6 +219,9 @@ class Accounts:
             notional = Decimal(rng.randint(10, 100))
             quantity = max((notional / price).quantize(QUANTITY_STEP, ROUND_UP), QUANTITY_STEP)
             side = rng.choice(("BUY", "SELL"))
+            base = symbol.split("-", 1)[0]
+            if side == "SELL" and self._balance(user, base).available < quantity:
+                side = "BUY"  # a background order only sells what the user holds
             change = self.place(user, symbol, side, price, quantity, "LIMIT", now)
             self._auto_orders[user] = change.order.order_id
             return change
