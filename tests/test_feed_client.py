@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from decimal import Decimal
 
 import pytest
@@ -343,3 +344,22 @@ async def test_unsubscribe_racing_a_subscribe_leaves_nothing_behind() -> None:
             await subscribing
             await eventually(lambda: sim.subscriptions() == [frozenset()])
             assert client.subscriptions == frozenset()
+
+
+async def test_tokens_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret_ok, secret_bad = "tok-SECRET-valid", "tok-SECRET-wrong"
+    async with Simulator(sim_config(tokens={secret_ok: USER})) as sim:
+        good = FeedClient(fast_config(sim.url, token=secret_ok), Collector())
+        await good.subscribe(Subscription.balances())
+        async with running(good):
+            await eventually(lambda: good.ready)
+            await sim.drop_connections()
+            await eventually(lambda: good.state.connects == 2 and good.ready)
+        bad = FeedClient(fast_config(sim.url, token=secret_bad), Collector())
+        with pytest.raises(InvalidToken):
+            await bad.run()
+    assert "SECRET" not in repr(good.config)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "connection lost" in logged  # the logs were captured
+    assert "SECRET" not in logged

@@ -42,6 +42,10 @@ from alerts.feed.protocol import PayloadError, Subscription
 from alerts.feed.state import UNKNOWN_CHANNEL, ChannelStats, FeedState
 
 logger = logging.getLogger("alerts.feed")
+# websockets logs every frame at DEBUG, the auth request with its token included,
+# so its logger is pinned at INFO whatever level the rest of the service runs at.
+_wire_logger = logging.getLogger("alerts.feed.wire")
+_wire_logger.setLevel(logging.INFO)
 
 Sink = Callable[[FeedEvent], None]
 T = TypeVar("T")
@@ -195,6 +199,7 @@ class FeedClient:
             close_timeout=1,
             ping_interval=None,  # the exchange expects its own application-level ping
             max_size=cfg.max_frame_bytes,
+            logger=_wire_logger,
         ) as ws:
             self._ws = ws
             self._active = set()

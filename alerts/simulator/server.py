@@ -23,6 +23,9 @@ from alerts.simulator.protocol import SubKey
 from alerts.simulator.publisher import Publisher
 
 logger = logging.getLogger("alerts.simulator")
+# websockets logs every frame at DEBUG, auth tokens included: never below INFO.
+_wire_logger = logging.getLogger("alerts.simulator.ws")
+_wire_logger.setLevel(logging.INFO)
 
 
 class Simulator:
@@ -65,7 +68,7 @@ class Simulator:
             # Deflate costs more CPU than it saves on a loopback test exchange.
             compression=None,
             close_timeout=2,
-            logger=logging.getLogger("alerts.simulator.ws"),
+            logger=_wire_logger,
         )
         self._host = host
         self._port = self._server.sockets[0].getsockname()[1]
