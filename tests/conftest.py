@@ -12,21 +12,16 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from alerts.settings import Settings
+
 POSTGRES_ENV = "TEST_DATABASE_URL"
 
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Keep a developer's own `.env` and variables out of every test."""
-    for name in (
-        "DATABASE_URL",
-        "XROCKET_WS_URL",
-        "TELEGRAM_BOT_TOKEN",
-        "TELEGRAM_API_URL",
-        "ALERTS_ADMIN_TOKEN",
-        "ALERTS_SECRET_KEY",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    for field in Settings.model_fields.values():
+        monkeypatch.delenv(str(field.validation_alias), raising=False)
     monkeypatch.chdir(tmp_path)
 
 
