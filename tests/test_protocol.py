@@ -17,6 +17,7 @@ from alerts.domain.events import (
     BalanceUpdate,
     BookLevel,
     Candle,
+    DayStats,
     Order,
     OrderBook,
     OrderStatus,
@@ -64,16 +65,25 @@ def test_ticker_is_fully_typed() -> None:
         last=Decimal("70000.10"),
         bid=Decimal("70000.00"),
         ask=Decimal("70000.20"),
-        open=Decimal("69000"),
-        high=Decimal("70500.5"),
-        low=Decimal("68800"),
-        volume=Decimal("12.5"),
-        quote_volume=Decimal("875000"),
-        change=Decimal("1000.10"),
-        change_percent=Decimal("1.45"),
         timestamp=1767225600000,
+        day=DayStats("69000", "70500.5", "68800", "12.5", "875000", "1000.10", "1.45"),
     )
     assert utc(event.timestamp) == datetime(2026, 1, 1, tzinfo=UTC)
+    assert event.day is not None
+    assert event.day.open == Decimal(69000)
+    assert event.day.change_percent == Decimal("1.45")
+    assert event.day.quote_volume == Decimal(875000)
+
+
+def test_day_statistics_are_decimals_when_read_and_none_when_garbage() -> None:
+    data = {"lastPrice": "1", "openPrice": 2.5, "highPrice": "NaN", "volume": "lots"}
+    [event] = parse_push(push("ticker", data, symbol="TON-USDT"))
+    assert isinstance(event, Ticker)
+    assert event.day is not None
+    assert event.day.open == Decimal("2.5")
+    assert event.day.high is None
+    assert event.day.volume is None
+    assert event.day.low is None
 
 
 def test_json_numbers_become_exact_decimals_not_floats() -> None:
@@ -229,7 +239,7 @@ def test_unusable_pushes_raise_payload_error(channel: str, data: Any, reason: st
 
 
 def test_wrongly_typed_optional_fields_are_dropped_not_fatal() -> None:
-    data = {"symbol": "BTC-USDT", "lastPrice": "1", "volume": {"a": 1}, "timestamp": "soon"}
+    data = {"symbol": "BTC-USDT", "lastPrice": "1", "bidPrice": [], "timestamp": "soon"}
     [event] = parse_push(push("ticker", data))
     assert event == Ticker(symbol="BTC-USDT", last=Decimal(1))
 
@@ -323,6 +333,8 @@ ticker_items = st.fixed_dictionaries(
         "bidPrice": maybe,
         "askPrice": maybe,
         "volume": maybe,
+        "openPrice": maybe,
+        "priceChangePercent": maybe,
         "timestamp": st.one_of(st.integers(-5, 10**17), st.just("1767225600000")),
         "extra": json_scalars,
     },

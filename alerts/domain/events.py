@@ -47,21 +47,78 @@ class OrderStatus(StrEnum):
         return self not in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
 
 
+def _decimal(text: str | None) -> Decimal | None:
+    """`text` as a finite Decimal, or None when absent or not a number."""
+    if text is None:
+        return None
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        return None
+    return value if value.is_finite() else None
+
+
+class DayStats(Event, frozen=True, gc=False):
+    """A ticker's 24-hour statistics, kept as the exchange's decimal text.
+
+    They are shown to people, never compared on the hot path, so each becomes a
+    `Decimal` only when read (None when absent or not a number): building ten
+    Decimals for every ticker push would cost as much as the rest of parsing.
+    """
+
+    open_text: str | None = None
+    high_text: str | None = None
+    low_text: str | None = None
+    volume_text: str | None = None
+    quote_volume_text: str | None = None
+    change_text: str | None = None
+    change_percent_text: str | None = None
+
+    @property
+    def open(self) -> Decimal | None:
+        """Price 24 hours ago."""
+        return _decimal(self.open_text)
+
+    @property
+    def high(self) -> Decimal | None:
+        """Highest price in 24 hours."""
+        return _decimal(self.high_text)
+
+    @property
+    def low(self) -> Decimal | None:
+        """Lowest price in 24 hours."""
+        return _decimal(self.low_text)
+
+    @property
+    def volume(self) -> Decimal | None:
+        """Traded quantity in 24 hours, in the base currency."""
+        return _decimal(self.volume_text)
+
+    @property
+    def quote_volume(self) -> Decimal | None:
+        """Traded value in 24 hours, in the quote currency."""
+        return _decimal(self.quote_volume_text)
+
+    @property
+    def change(self) -> Decimal | None:
+        """Price change over 24 hours."""
+        return _decimal(self.change_text)
+
+    @property
+    def change_percent(self) -> Decimal | None:
+        """Price change over 24 hours, in percent."""
+        return _decimal(self.change_percent_text)
+
+
 class Ticker(Event, frozen=True, gc=False):
-    """Latest 24h statistics and best prices of one symbol."""
+    """Latest price and best bid/ask of one symbol, with its 24-hour statistics."""
 
     symbol: str
     last: Decimal
     bid: Decimal | None = None
     ask: Decimal | None = None
-    open: Decimal | None = None
-    high: Decimal | None = None
-    low: Decimal | None = None
-    volume: Decimal | None = None
-    quote_volume: Decimal | None = None
-    change: Decimal | None = None
-    change_percent: Decimal | None = None
     timestamp: int | None = None
+    day: DayStats | None = None
 
 
 class BookLevel(Event, frozen=True, gc=False):

@@ -25,6 +25,7 @@ from alerts.domain.events import (
     BalanceUpdate,
     BookLevel,
     Candle,
+    DayStats,
     FeedEvent,
     Order,
     OrderBook,
@@ -294,15 +295,39 @@ def _ticker(item: dict[str, Any], context: dict[str, Any]) -> Ticker:
         last=_req_dec(item, "lastPrice"),
         bid=_opt_dec(item, "bidPrice"),
         ask=_opt_dec(item, "askPrice"),
-        open=_opt_dec(item, "openPrice"),
-        high=_opt_dec(item, "highPrice"),
-        low=_opt_dec(item, "lowPrice"),
-        volume=_opt_dec(item, "volume"),
-        quote_volume=_opt_dec(item, "quoteVolume"),
-        change=_opt_dec(item, "priceChange"),
-        change_percent=_opt_dec(item, "priceChangePercent"),
         timestamp=_opt_time(item, "timestamp"),
+        day=_day_stats(*(_opt_text(item, key) for key in _DAY_KEYS)),
     )
+
+
+# Wire names of the 24-hour statistics, in `DayStats` order.
+_DAY_KEYS = (
+    "openPrice",
+    "highPrice",
+    "lowPrice",
+    "volume",
+    "quoteVolume",
+    "priceChange",
+    "priceChangePercent",
+)
+
+
+def _opt_text(item: dict[str, Any], key: str) -> str | None:
+    """Decimal text kept for later: strings as they are, JSON numbers as their text."""
+    value = item.get(key)
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is Decimal or kind is int:
+        return str(value)
+    return None
+
+
+def _day_stats(*texts: str | None) -> DayStats | None:
+    for text in texts:
+        if text is not None:
+            return DayStats(*texts)
+    return None
 
 
 def _orderbook(item: dict[str, Any], context: dict[str, Any]) -> OrderBook:
@@ -433,13 +458,14 @@ class _WireTicker(msgspec.Struct, rename="camel", gc=False):
     symbol: str | None = None
     bid_price: Decimal | None = None
     ask_price: Decimal | None = None
-    open_price: Decimal | None = None
-    high_price: Decimal | None = None
-    low_price: Decimal | None = None
-    volume: Decimal | None = None
-    quote_volume: Decimal | None = None
-    price_change: Decimal | None = None
-    price_change_percent: Decimal | None = None
+    # Kept as text: see DayStats. JSON numbers here take the tolerant path.
+    open_price: str | None = None
+    high_price: str | None = None
+    low_price: str | None = None
+    volume: str | None = None
+    quote_volume: str | None = None
+    price_change: str | None = None
+    price_change_percent: str | None = None
     timestamp: int | None = None
 
 
@@ -508,27 +534,22 @@ def _fast_symbol(symbol: str | None, fallback: str | None) -> str:
 
 
 def _fast_ticker(w: _WireTicker, fallback: str | None) -> Ticker:
-    stats = (
-        w.bid_price,
-        w.ask_price,
-        w.open_price,
-        w.high_price,
-        w.low_price,
-        w.volume,
-        w.quote_volume,
-        w.price_change,
-        w.price_change_percent,
-    )
-    # One inlined loop: this runs for every ticker push.
-    for value in stats:
-        if value is not None and not value.is_finite():
-            raise _NotFast
     timestamp = w.timestamp
     return Ticker(
         _fast_symbol(w.symbol, fallback),
         _fin(w.last_price),
-        *stats,
-        timestamp=None if timestamp is None else millis(timestamp),
+        _fin_opt(w.bid_price),
+        _fin_opt(w.ask_price),
+        None if timestamp is None else millis(timestamp),
+        _day_stats(
+            w.open_price,
+            w.high_price,
+            w.low_price,
+            w.volume,
+            w.quote_volume,
+            w.price_change,
+            w.price_change_percent,
+        ),
     )
 
 
