@@ -363,3 +363,13 @@ async def test_tokens_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> 
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "connection lost" in logged  # the logs were captured
     assert "SECRET" not in logged
+
+
+async def test_stop_while_connecting_ends_run() -> None:
+    async with Simulator(sim_config(tick_interval=60)) as sim:
+        client = FeedClient(fast_config(sim.url), Collector())
+        task = asyncio.create_task(client.run())
+        await asyncio.sleep(0)  # run() is now opening the connection
+        await client.stop()
+        await asyncio.wait_for(task, 3)
+        assert not client.ready

@@ -201,6 +201,8 @@ class FeedClient:
             max_size=cfg.max_frame_bytes,
             logger=_wire_logger,
         ) as ws:
+            if self._stopping.is_set():
+                return  # stop() came while the connection was opening
             self._ws = ws
             self._active = set()
             state = self.state
