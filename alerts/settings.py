@@ -6,7 +6,6 @@ from pydantic import AnyUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MAINNET_WS_URL = "wss://exchange.app-api.xrocket.exchange/"
-TESTNET_WS_URL = "wss://exchange.app-api.testnet.xrocket.exchange/"
 
 
 class Settings(BaseSettings):

@@ -208,7 +208,6 @@ class FeedClient:
             state = self.state
             state.connected = True
             state.connects += 1
-            state.reconnects = state.connects - 1
             state.connected_at = datetime.now(UTC)
             state.last_message_monotonic = time.monotonic()
             logger.info("%s: connected to %s", cfg.name, cfg.url)

@@ -32,7 +32,6 @@ class FeedState:
     last_message_monotonic: float | None = None
     attempts: int = 0
     connects: int = 0
-    reconnects: int = 0
     pings_sent: int = 0
     pongs_received: int = 0
     ignored_messages: int = 0
@@ -43,6 +42,11 @@ class FeedState:
     channels: dict[str, ChannelStats] = field(default_factory=dict)
     failed_subscriptions: dict[str, str] = field(default_factory=dict)
     recent_delays: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+
+    @property
+    def reconnects(self) -> int:
+        """Connections made after the first one."""
+        return max(self.connects - 1, 0)
 
     @property
     def last_message_age(self) -> float | None:
