@@ -22,6 +22,7 @@ logger = logging.getLogger("alerts.cli")
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_NOT_AVAILABLE = 3
+EXIT_UNAVAILABLE = 4
 
 # Parts of the service that later releases add; each command says so plainly until then.
 _PENDING_PARTS = {
@@ -154,7 +155,14 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"alerts simulate: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    asyncio.run(serve_forever(config, args.host, args.port))
+    try:
+        asyncio.run(serve_forever(config, args.host, args.port))
+    except OSError as exc:
+        print(
+            f"alerts simulate: cannot listen on {args.host}:{args.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
     return EXIT_OK
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 import time
 from decimal import Decimal
@@ -85,6 +86,9 @@ async def run_demo(seconds: float | None = None, out: TextIO = sys.stdout) -> No
     """Run the simulator and two feed connections (public, private) for `seconds` or forever."""
     config = SimulatorConfig(tick_interval=0.5, tokens={DEMO_TOKEN: 1}, order_activity_interval=2.0)
     printer = ConsolePrinter(out)
+    # The in-process exchange is scenery here: only its problems are worth a log line.
+    for name in ("alerts.simulator", "alerts.simulator.ws"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     async with Simulator(config) as sim:
         print(_BANNER.format(url=sim.url), file=out, flush=True)
         fast = Backoff(initial=0.2, maximum=5.0)

@@ -112,3 +112,14 @@ def test_demo_streams_events_to_the_console() -> None:
     assert "xRocket alerts demo" in result.stdout
     assert "price   BTC-USDT" in result.stdout
     assert "balance all" in result.stdout
+
+
+def test_simulate_on_a_taken_port_says_so() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = run_cli("simulate", "--port", str(port))
+    assert result.returncode == 4
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
