@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import pool
 from sqlmodel import SQLModel
 
 from alerts.db import models  # noqa: F401  (registers every table on SQLModel.metadata)
+from alerts.db.session import make_engine, normalize_url
 from alerts.settings import Settings
 
 config = context.config
@@ -14,7 +15,7 @@ target_metadata = SQLModel.metadata
 
 
 def _url() -> str:
-    return config.get_main_option("sqlalchemy.url") or Settings().database_url
+    return normalize_url(config.get_main_option("sqlalchemy.url") or Settings().database_url)
 
 
 def run_migrations_offline() -> None:
@@ -26,9 +27,7 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     """Apply migrations over a live connection."""
-    section = config.get_section(config.config_ini_section, {})
-    section["sqlalchemy.url"] = _url()
-    connectable = engine_from_config(section, prefix="sqlalchemy.", poolclass=pool.NullPool)
+    connectable = make_engine(_url(), poolclass=pool.NullPool)
     with connectable.connect() as connection:
         context.configure(
             connection=connection,

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlmodel
+import alerts.db.types
 from alembic import op
 ${imports if imports else ""}
 

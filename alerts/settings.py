@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import AnyUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from alerts.security import SecretKeyError, parse_secret_keys
+
 MAINNET_WS_URL = "wss://exchange.app-api.xrocket.exchange/"
 
 
@@ -23,6 +25,7 @@ class Settings(BaseSettings):
         default=None, validation_alias="ALERTS_ADMIN_TOKEN"
     )
     alerts_secret_key: SecretStr | None = Field(default=None, validation_alias="ALERTS_SECRET_KEY")
+    apprise_schemes: str | None = Field(default=None, validation_alias="ALERTS_APPRISE_SCHEMES")
     log_level: str = Field(default="INFO", validation_alias="ALERTS_LOG_LEVEL")
     feed_ping_interval: float = Field(default=30.0, gt=0, validation_alias="ALERTS_PING_INTERVAL")
     feed_stale_timeout: float = Field(default=75.0, gt=0, validation_alias="ALERTS_STALE_TIMEOUT")
@@ -32,6 +35,7 @@ class Settings(BaseSettings):
         "telegram_api_url",
         "alerts_admin_token",
         "alerts_secret_key",
+        "apprise_schemes",
         mode="before",
     )
     @classmethod
@@ -45,6 +49,25 @@ class Settings(BaseSettings):
         url = AnyUrl(value)
         if url.scheme not in ("ws", "wss"):
             raise ValueError("XROCKET_WS_URL must start with ws:// or wss://")
+        return value
+
+    @field_validator("alerts_secret_key")
+    @classmethod
+    def _usable_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                parse_secret_keys(value.get_secret_value())
+            except SecretKeyError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("apprise_schemes")
+    @classmethod
+    def _scheme_list(cls, value: str | None) -> str | None:
+        if value is not None:
+            for part in value.split(","):
+                if part.strip() and not part.strip().replace("+", "").isalnum():
+                    raise ValueError("ALERTS_APPRISE_SCHEMES is a comma-separated list of schemes")
         return value
 
     @field_validator("log_level")

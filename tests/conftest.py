@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from alerts.settings import Settings
+from tests.api_helpers import Api, BackgroundExchange, open_api
 
 POSTGRES_ENV = "TEST_DATABASE_URL"
 
@@ -52,3 +53,16 @@ def _postgres_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def exchange() -> Iterator[BackgroundExchange]:
+    """One simulator for the session, knowing the test tokens (see `api_helpers`)."""
+    with BackgroundExchange() as running:
+        yield running
+
+
+@pytest.fixture
+def api(database_url: str, exchange: BackgroundExchange) -> Iterator[Api]:
+    """The REST API on a fresh, migrated database (SQLite and PostgreSQL)."""
+    yield from open_api(database_url, exchange.url)

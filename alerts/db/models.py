@@ -1,5 +1,224 @@
-"""SQLModel tables. Importing this module registers them on `SQLModel.metadata`.
+"""Tables. Request and response models live apart, in `alerts.services.schemas`.
 
-The storage issue adds the tables (users, destinations, accounts, rules,
-events, deliveries); migrations in `alembic/versions` follow them.
+Every resource row carries its owner's `user_id`; queries filter on it first, and each list
+index starts with it so that one user's page never scans another user's rows.
 """
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from alerts.db.types import BigId, DecimalText, UTCDateTime
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware."""
+    return datetime.now(UTC)
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class User(SQLModel, table=True):
+    """A person using the service; owns everything else."""
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    telegram_user_id: int | None = Field(default=None, sa_type=BigInteger, unique=True)
+    created_at: datetime = _created()
+
+
+class ApiKey(SQLModel, table=True):
+    """A user's API key, stored as a hash; `hint` is its first characters, for display."""
+
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    name: str = Field(max_length=100)
+    hint: str = Field(max_length=16)
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _created()
+
+
+class Destination(SQLModel, table=True):
+    """Where alerts go: a Telegram chat, or an Apprise URL kept encrypted."""
+
+    __tablename__ = "destinations"
+    __table_args__ = (
+        UniqueConstraint("user_id", "chat_id", name="uq_destinations_user_chat"),
+        Index("ix_destinations_user_id_id", "user_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    kind: str = Field(max_length=16)
+    name: str = Field(max_length=100)
+    chat_id: int | None = Field(default=None, sa_type=BigInteger)
+    url_sealed: str | None = Field(default=None, sa_type=Text)
+    url_masked: str | None = Field(default=None, sa_type=Text)
+    enabled: bool = True
+    disabled_reason: str | None = Field(default=None, max_length=300)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Account(SQLModel, table=True):
+    """A linked xRocket account; its API token is stored encrypted and never returned."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_accounts_user_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    name: str = Field(max_length=100)
+    token_sealed: str = Field(sa_type=Text)
+    status: str = Field(default="active", max_length=16)
+    status_reason: str | None = Field(default=None, max_length=300)
+    notify_orders: bool = True
+    notify_balances: bool = True
+    verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Rule(SQLModel, table=True):
+    """One alert rule. `params` holds the kind's spec; `symbol` and `account_id` are copied out
+    of it for indexing. `state` is the engine's memory of the rule between pushes."""
+
+    __tablename__ = "rules"
+    __table_args__ = (
+        Index("ix_rules_user_id_id", "user_id", "id"),
+        Index("ix_rules_user_id_kind_id", "user_id", "kind", "id"),
+        Index("ix_rules_user_id_symbol_id", "user_id", "symbol", "id"),
+        Index("ix_rules_user_id_enabled_id", "user_id", "enabled", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    kind: str = Field(max_length=20)
+    name: str = Field(max_length=100)
+    symbol: str | None = Field(default=None, max_length=40)
+    # NO ACTION (not RESTRICT): checked at the end of the statement, so deleting a user
+    # cascades through rules and accounts in any order. Services refuse a lone delete first.
+    account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
+    params: dict[str, Any] = Field(sa_type=JSON)
+    trigger: str = Field(default="once", max_length=8)
+    cooldown_seconds: int = 0
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    message: str | None = Field(default=None, sa_type=Text)
+    enabled: bool = True
+    snoozed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    fire_count: int = 0
+    last_fired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    state: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class RuleDestination(SQLModel, table=True):
+    """Which destinations a rule delivers to; none means the owner's own Telegram chat."""
+
+    __tablename__ = "rule_destinations"
+
+    rule_id: int = Field(foreign_key="rules.id", ondelete="CASCADE", primary_key=True)
+    destination_id: int = Field(foreign_key="destinations.id", primary_key=True, index=True)
+
+
+class RuleChange(SQLModel, table=True):
+    """A log of rule edits, written in the edit's transaction; the engine follows it by id,
+    so changes (deletions included) reach it from any process within its poll interval."""
+
+    __tablename__ = "rule_changes"
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    rule_id: int = Field(index=True)
+    changed_at: datetime = _created()
+
+
+class Ticker(SQLModel, table=True):
+    """The latest prices seen per symbol; also the last price before a gap, for crossings."""
+
+    __tablename__ = "tickers"
+
+    symbol: str = Field(primary_key=True, max_length=40)
+    last: Decimal | None = Field(default=None, sa_type=DecimalText)
+    bid: Decimal | None = Field(default=None, sa_type=DecimalText)
+    ask: Decimal | None = Field(default=None, sa_type=DecimalText)
+    change_percent: Decimal | None = Field(default=None, sa_type=DecimalText)
+    exchange_time: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = _created()
+
+
+class Event(SQLModel, table=True):
+    """A rule that fired, with every value a message needs. `dedup_key` makes the same
+    occurrence (say, an order status pushed twice) fire only once per rule."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "dedup_key", name="uq_events_rule_dedup"),
+        Index("ix_events_user_id_id", "user_id", "id"),
+        Index("ix_events_rule_id_id", "rule_id", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    rule_id: int | None = Field(default=None, foreign_key="rules.id", ondelete="SET NULL")
+    rule_name: str = Field(max_length=100)
+    kind: str = Field(max_length=20)
+    symbol: str | None = Field(default=None, max_length=40)
+    values: dict[str, Any] = Field(sa_type=JSON)
+    after_gap: bool = False
+    test: bool = False
+    dedup_key: str | None = Field(default=None, max_length=200)
+    fired_at: datetime = _created()
+
+
+class Delivery(SQLModel, table=True):
+    """One event to one destination: the outbox row that delivery workers claim."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "destination_id", name="uq_deliveries_event_destination"),
+        Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    event_id: int = Field(
+        sa_column=Column(BigId, ForeignKey("events.id", ondelete="CASCADE"), nullable=False)
+    )
+    destination_id: int | None = Field(
+        default=None, foreign_key="destinations.id", ondelete="SET NULL", index=True
+    )
+    status: str = Field(default="pending", max_length=10)
+    attempts: int = 0
+    next_attempt_at: datetime = _created()
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = _created()
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """One try at sending a delivery, kept for the record."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    delivery_id: int = Field(
+        sa_column=Column(
+            BigId, ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    started_at: datetime = _created()
+    outcome: str = Field(max_length=10)
+    error: str | None = Field(default=None, sa_type=Text)
+    duration_ms: int = 0

@@ -1,0 +1,63 @@
+"""Database engines and sessions: SQLite in WAL mode with foreign keys on, or PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel import Session
+
+
+def normalize_url(url: str) -> str:
+    """Accept the usual spellings of a PostgreSQL URL and pick the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the one writer; NORMAL syncs at checkpoints, which WAL keeps
+    # safe against corruption (a power cut may lose the last commits, never the file).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for `url`; SQLite connections get WAL, foreign keys and a busy timeout."""
+    url = normalize_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+class Database:
+    """One engine and the sessions made from it."""
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        self.engine = make_engine(url, **kwargs)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that is closed (and rolled back if not committed) on exit."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @property
+    def dialect(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self.engine.dialect.name
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

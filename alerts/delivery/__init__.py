@@ -1,0 +1,1 @@
+"""Delivery: claims outbox rows, renders, sends through Telegram and Apprise, records attempts."""

@@ -1,0 +1,181 @@
+"""xRocket accounts: tokens verified against the exchange, stored encrypted, never shown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from alerts.db.models import Account, Rule, utcnow
+from alerts.db.session import Database
+from alerts.feed.errors import AuthRejected, ExchangeError, InvalidToken, Unauthorized, UserBlocked
+from alerts.feed.verify import ExchangeUnreachable
+from alerts.security import SecretBox
+from alerts.services.errors import (
+    Conflict,
+    ExchangeUnavailable,
+    InvalidInput,
+    NotConfigured,
+    NotFound,
+    TokenRejected,
+)
+from alerts.services.schemas import AccountCreate, AccountPublic, AccountUpdate
+
+Verifier = Callable[[str], Awaitable[None]]
+"""Checks a token with the exchange (see `alerts.feed.verify.verify_token`)."""
+
+MAX_ACCOUNTS_PER_USER = 20
+ACTIVE = "active"
+REJECTED = "rejected"
+
+
+def _public(row: Account) -> AccountPublic:
+    return AccountPublic.model_validate(row, from_attributes=True)
+
+
+async def _verify(verify: Verifier, token: str) -> None:
+    try:
+        await verify(token)
+    except InvalidToken:
+        raise TokenRejected(
+            "token_invalid", "the exchange rejected this token: it is invalid, expired or revoked"
+        ) from None
+    except UserBlocked:
+        raise TokenRejected(
+            "user_blocked", "the exchange says the user of this token is blocked"
+        ) from None
+    except Unauthorized:
+        raise TokenRejected(
+            "token_unauthorized", "the exchange says this token lacks the permissions needed"
+        ) from None
+    except AuthRejected as exc:
+        raise TokenRejected("token_rejected", f"the exchange refused this token: {exc}") from None
+    except ExchangeError as exc:
+        raise ExchangeUnavailable(f"the exchange could not check the token: {exc}") from None
+    except ExchangeUnreachable as exc:
+        raise ExchangeUnavailable(
+            f"the xRocket exchange could not be reached to verify the token ({exc}); "
+            "try again later"
+        ) from None
+
+
+def _require_box(box: SecretBox) -> None:
+    if not box.available:
+        raise NotConfigured(
+            "this server cannot store exchange tokens: its operator must set ALERTS_SECRET_KEY"
+        )
+
+
+def _get(session: Session, user_id: int, account_id: int) -> Account:
+    row = session.get(Account, account_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound("account", account_id)
+    return row
+
+
+def _commit(session: Session, row: Account) -> None:
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"you already have an account named {row.name!r}") from None
+
+
+def _insert(db: Database, user_id: int, name: str, sealed: str) -> AccountPublic:
+    with db.session() as session:
+        count = len(session.exec(select(Account.id).where(Account.user_id == user_id)).all())
+        if count >= MAX_ACCOUNTS_PER_USER:
+            raise Conflict(f"a user can link at most {MAX_ACCOUNTS_PER_USER} accounts")
+        row = Account(user_id=user_id, name=name, token_sealed=sealed, verified_at=utcnow())
+        _commit(session, row)
+        return _public(row)
+
+
+async def link_account(
+    db: Database, user_id: int, data: AccountCreate, *, box: SecretBox, verify: Verifier
+) -> AccountPublic:
+    """Verify the token with the exchange, then store it encrypted."""
+    _require_box(box)
+    token = data.token.get_secret_value().strip()
+    if not token:
+        raise InvalidInput("token", "the token is empty")
+    await _verify(verify, token)
+    return await asyncio.to_thread(_insert, db, user_id, data.name, box.seal(token))
+
+
+def _apply(
+    db: Database, user_id: int, account_id: int, data: AccountUpdate, sealed: str | None
+) -> AccountPublic:
+    with db.session() as session:
+        row = _get(session, user_id, account_id)
+        if sealed is not None:
+            row.token_sealed = sealed
+            row.status, row.status_reason, row.verified_at = ACTIVE, None, utcnow()
+        for field in ("name", "notify_orders", "notify_balances"):
+            value = getattr(data, field)
+            if value is not None:
+                setattr(row, field, value)
+        row.updated_at = utcnow()
+        _commit(session, row)
+        return _public(row)
+
+
+async def update_account(
+    db: Database,
+    user_id: int,
+    account_id: int,
+    data: AccountUpdate,
+    *,
+    box: SecretBox,
+    verify: Verifier,
+) -> AccountPublic:
+    """Rename, toggle notifications, or replace the token (verified first)."""
+    await asyncio.to_thread(_read, db, user_id, account_id)  # 404 before asking the exchange
+    sealed = None
+    if data.token is not None:
+        _require_box(box)
+        token = data.token.get_secret_value().strip()
+        await _verify(verify, token)
+        sealed = box.seal(token)
+    return await asyncio.to_thread(_apply, db, user_id, account_id, data, sealed)
+
+
+def _read(db: Database, user_id: int, account_id: int) -> AccountPublic:
+    with db.session() as session:
+        return _public(_get(session, user_id, account_id))
+
+
+def list_accounts(session: Session, user_id: int) -> list[AccountPublic]:
+    """The user's accounts by id."""
+    rows = session.exec(select(Account).where(Account.user_id == user_id).order_by(col(Account.id)))
+    return [_public(r) for r in rows]
+
+
+def read_account(session: Session, user_id: int, account_id: int) -> AccountPublic:
+    """One of the user's accounts."""
+    return _public(_get(session, user_id, account_id))
+
+
+def delete_account(session: Session, user_id: int, account_id: int) -> None:
+    """Unlink an account that no rule uses."""
+    row = _get(session, user_id, account_id)
+    used = session.exec(
+        select(Rule.id).where(Rule.account_id == account_id).order_by(col(Rule.id)).limit(5)
+    ).all()
+    if used:
+        ids = ", ".join(str(i) for i in used)
+        raise Conflict(f"account {account_id} is used by rules ({ids}); delete them first")
+    session.delete(row)
+    session.commit()
+
+
+def check_owned_account(session: Session, user_id: int, account_id: int) -> None:
+    """Raise InvalidInput unless the account is the user's."""
+    row = session.get(Account, account_id)
+    if row is None or row.user_id != user_id:
+        raise InvalidInput(
+            "account_id", f"account {account_id} does not exist (see GET /v1/accounts)"
+        )

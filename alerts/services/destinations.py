@@ -1,0 +1,171 @@
+"""Destinations: Telegram chats and Apprise URLs (stored encrypted, shown masked)."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from alerts.db.models import Destination, RuleDestination, utcnow
+from alerts.delivery.apprise_urls import AppriseUrlError, check_apprise_url
+from alerts.security import SecretBox
+from alerts.services.errors import Conflict, InvalidInput, NotConfigured, NotFound
+from alerts.services.schemas import (
+    AppriseDestinationCreate,
+    DestinationCreate,
+    DestinationPublic,
+    DestinationUpdate,
+)
+
+MAX_DESTINATIONS_PER_USER = 100
+TELEGRAM = "telegram"
+APPRISE = "apprise"
+
+
+def _public(row: Destination) -> DestinationPublic:
+    return DestinationPublic(
+        id=row.id or 0,
+        kind=APPRISE if row.kind == APPRISE else TELEGRAM,
+        name=row.name,
+        chat_id=row.chat_id,
+        url=row.url_masked,
+        enabled=row.enabled,
+        disabled_reason=row.disabled_reason,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _seal_url(row: Destination, url: str, *, box: SecretBox, schemes: frozenset[str] | None) -> str:
+    if not box.available:
+        raise NotConfigured(
+            "this server cannot store Apprise URLs: its operator must set ALERTS_SECRET_KEY"
+        )
+    try:
+        target = check_apprise_url(url, schemes)
+    except AppriseUrlError as exc:
+        raise InvalidInput("url", str(exc)) from None
+    row.url_sealed = box.seal(url.strip())
+    row.url_masked = target.masked
+    return target.service
+
+
+def _get(session: Session, user_id: int, destination_id: int) -> Destination:
+    row = session.get(Destination, destination_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound("destination", destination_id)
+    return row
+
+
+def _commit(session: Session, row: Destination) -> None:
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"you already have a destination for Telegram chat {row.chat_id}") from None
+
+
+def create_destination(
+    session: Session,
+    user_id: int,
+    data: DestinationCreate,
+    *,
+    box: SecretBox,
+    schemes: frozenset[str] | None,
+) -> DestinationPublic:
+    """Add a destination; an Apprise URL is checked, encrypted and masked."""
+    count = session.exec(
+        select(func.count()).select_from(Destination).where(Destination.user_id == user_id)
+    ).one()
+    if count >= MAX_DESTINATIONS_PER_USER:
+        raise Conflict(f"a user can have at most {MAX_DESTINATIONS_PER_USER} destinations")
+    row = Destination(user_id=user_id, kind=data.kind, name="")
+    if isinstance(data, AppriseDestinationCreate):
+        service = _seal_url(row, data.url.get_secret_value(), box=box, schemes=schemes)
+        row.name = data.name or service
+    else:
+        row.chat_id = data.chat_id
+        row.name = data.name or f"Telegram chat {data.chat_id}"
+    _commit(session, row)
+    return _public(row)
+
+
+def list_destinations(session: Session, user_id: int) -> list[DestinationPublic]:
+    """The user's destinations by id."""
+    rows = session.exec(
+        select(Destination).where(Destination.user_id == user_id).order_by(col(Destination.id))
+    )
+    return [_public(r) for r in rows]
+
+
+def read_destination(session: Session, user_id: int, destination_id: int) -> DestinationPublic:
+    """One of the user's destinations."""
+    return _public(_get(session, user_id, destination_id))
+
+
+def update_destination(
+    session: Session,
+    user_id: int,
+    destination_id: int,
+    data: DestinationUpdate,
+    *,
+    box: SecretBox,
+    schemes: frozenset[str] | None,
+) -> DestinationPublic:
+    """Rename, re-enable or repoint a destination (its kind stays)."""
+    row = _get(session, user_id, destination_id)
+    given = data.model_fields_set
+    if "chat_id" in given and data.chat_id is not None:
+        if row.kind != TELEGRAM:
+            raise InvalidInput("chat_id", "chat_id applies to Telegram destinations only")
+        row.chat_id = data.chat_id
+    if "url" in given and data.url is not None:
+        if row.kind != APPRISE:
+            raise InvalidInput("url", "url applies to Apprise destinations only")
+        _seal_url(row, data.url.get_secret_value(), box=box, schemes=schemes)
+    if data.name is not None:
+        row.name = data.name
+    if data.enabled is not None:
+        row.enabled = data.enabled
+        if data.enabled:
+            row.disabled_reason = None
+    row.updated_at = utcnow()
+    _commit(session, row)
+    return _public(row)
+
+
+def delete_destination(session: Session, user_id: int, destination_id: int) -> None:
+    """Remove a destination that no rule uses."""
+    row = _get(session, user_id, destination_id)
+    users = session.exec(
+        select(RuleDestination.rule_id)
+        .where(RuleDestination.destination_id == destination_id)
+        .order_by(col(RuleDestination.rule_id))
+        .limit(5)
+    ).all()
+    if users:
+        ids = ", ".join(str(i) for i in users)
+        raise Conflict(
+            f"destination {destination_id} is used by rules ({ids}); "
+            "remove it from their destination_ids first"
+        )
+    session.delete(row)
+    session.commit()
+
+
+def owned_destination_ids(session: Session, user_id: int, ids: list[int]) -> None:
+    """Raise InvalidInput unless every id names one of the user's destinations."""
+    if not ids:
+        return
+    found = set(
+        session.exec(
+            select(Destination.id).where(
+                Destination.user_id == user_id, col(Destination.id).in_(ids)
+            )
+        )
+    )
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise InvalidInput(
+            "destination_ids", f"destination {missing[0]} does not exist (see GET /v1/destinations)"
+        )

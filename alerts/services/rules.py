@@ -1,0 +1,251 @@
+"""Rules: create, list, read, update, delete, test-send. Every change is logged in
+`rule_changes` in the same transaction, which is how a running engine hears of it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import delete as sql_delete
+from sqlmodel import Session, col, select
+
+from alerts.db.models import Rule, RuleChange, RuleDestination, Ticker
+from alerts.db.outbox import delivery_targets, record_event, rule_destination_ids
+from alerts.domain.rules import SPEC_TYPES, RuleKind
+from alerts.domain.values import format_decimal
+from alerts.services.accounts import check_owned_account
+from alerts.services.destinations import owned_destination_ids
+from alerts.services.errors import Conflict, InvalidInput, NotFound
+from alerts.services.events import event_public
+from alerts.services.rule_schemas import (
+    RuleCreate,
+    RulePage,
+    RulePublic,
+    RuleSettings,
+    RuleUpdate,
+    rule_create_adapter,
+    rule_public_adapter,
+)
+from alerts.services.schemas import EventPublic
+
+_SETTINGS = set(RuleSettings.model_fields)
+_COLUMNS = ("trigger", "cooldown_seconds", "expires_at", "message", "enabled")
+
+
+def _spec_params(data: BaseModel) -> dict[str, Any]:
+    return data.model_dump(mode="json", exclude=_SETTINGS | {"kind"})
+
+
+def _default_name(data: BaseModel) -> str:
+    spec = SPEC_TYPES[RuleKind(getattr(data, "kind"))]  # noqa: B009
+    return spec.model_validate(data.model_dump(exclude=_SETTINGS)).describe()[:100]
+
+
+def _public(row: Rule, destination_ids: list[int]) -> RulePublic:
+    return rule_public_adapter.validate_python(
+        {
+            **row.params,
+            "kind": row.kind,
+            "id": row.id,
+            "name": row.name,
+            "destination_ids": destination_ids,
+            "trigger": row.trigger,
+            "cooldown_seconds": row.cooldown_seconds,
+            "expires_at": row.expires_at,
+            "message": row.message,
+            "enabled": row.enabled,
+            "snoozed_until": row.snoozed_until,
+            "fire_count": row.fire_count,
+            "last_fired_at": row.last_fired_at,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+        }
+    )
+
+
+def _check_references(
+    session: Session,
+    user_id: int,
+    *,
+    destination_ids: list[int],
+    account_id: int | None,
+    expires_at: datetime | None,
+    now: datetime,
+) -> None:
+    owned_destination_ids(session, user_id, destination_ids)
+    if account_id is not None:
+        check_owned_account(session, user_id, account_id)
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("expires_at", "expires_at is in the past")
+
+
+def _write(session: Session, row: Rule, data: BaseModel, *, now: datetime) -> None:
+    row.params = _spec_params(data)
+    row.symbol = getattr(data, "symbol", None)
+    row.account_id = getattr(data, "account_id", None)
+    for field in _COLUMNS:
+        setattr(row, field, getattr(data, field))
+    row.updated_at = now
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    session.exec(sql_delete(RuleDestination).where(col(RuleDestination.rule_id) == row.id))
+    destination_ids: list[int] = list(getattr(data, "destination_ids", []))
+    session.add_all(RuleDestination(rule_id=row.id, destination_id=d) for d in destination_ids)
+    session.add(RuleChange(rule_id=row.id, changed_at=now))
+
+
+def create_rule(session: Session, user_id: int, data: RuleCreate, *, now: datetime) -> RulePublic:
+    """Store a new rule after checking that what it names is the user's."""
+    _check_references(
+        session,
+        user_id,
+        destination_ids=list(data.destination_ids),
+        account_id=getattr(data, "account_id", None),
+        expires_at=data.expires_at,
+        now=now,
+    )
+    row = Rule(
+        user_id=user_id,
+        kind=data.kind,
+        name=data.name or _default_name(data),
+        params={},
+        created_at=now,
+    )
+    _write(session, row, data, now=now)
+    session.commit()
+    return _public(row, list(data.destination_ids))
+
+
+def _get(session: Session, user_id: int, rule_id: int) -> Rule:
+    row = session.get(Rule, rule_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound("rule", rule_id)
+    return row
+
+
+def read_rule(session: Session, user_id: int, rule_id: int) -> RulePublic:
+    """One of the user's rules."""
+    row = _get(session, user_id, rule_id)
+    return _public(row, rule_destination_ids(session, rule_id))
+
+
+def list_rules(
+    session: Session,
+    user_id: int,
+    *,
+    kind: RuleKind | None = None,
+    symbol: str | None = None,
+    enabled: bool | None = None,
+    account_id: int | None = None,
+    after: int | None = None,
+    limit: int = 50,
+) -> RulePage:
+    """One page of the user's rules in id order, filtered; walks an index, never the table."""
+    stmt = select(Rule).where(Rule.user_id == user_id)
+    if kind is not None:
+        stmt = stmt.where(Rule.kind == kind.value)
+    if symbol is not None:
+        stmt = stmt.where(Rule.symbol == symbol)
+    if enabled is not None:
+        stmt = stmt.where(Rule.enabled == enabled)
+    if account_id is not None:
+        stmt = stmt.where(Rule.account_id == account_id)
+    if after is not None:
+        stmt = stmt.where(col(Rule.id) > after)
+    rows = list(session.exec(stmt.order_by(col(Rule.id)).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    targets: dict[int, list[int]] = {r.id: [] for r in rows if r.id is not None}
+    if targets:
+        links = session.exec(
+            select(RuleDestination)
+            .where(col(RuleDestination.rule_id).in_(list(targets)))
+            .order_by(col(RuleDestination.destination_id))
+        )
+        for link in links:
+            targets[link.rule_id].append(link.destination_id)
+    items = [_public(r, targets.get(r.id or 0, [])) for r in rows]
+    next_cursor = str(rows[-1].id) if more and rows else None
+    return RulePage(items=items, next_cursor=next_cursor)
+
+
+def update_rule(
+    session: Session, user_id: int, rule_id: int, data: RuleUpdate, *, now: datetime
+) -> RulePublic:
+    """Change the fields given; the merged rule is validated as a whole, like a new one."""
+    row = _get(session, user_id, rule_id)
+    patch = data.model_dump(exclude_unset=True)
+    kind = patch.pop("kind", None)
+    if kind is not None and kind != row.kind:
+        raise InvalidInput("kind", "a rule's kind cannot change; create a new rule instead")
+    current_destinations = rule_destination_ids(session, rule_id)
+    current: dict[str, Any] = {
+        **row.params,
+        "kind": row.kind,
+        "destination_ids": current_destinations,
+        **{field: getattr(row, field) for field in _COLUMNS},
+    }
+    old = rule_create_adapter.validate_python(current)
+    merged = rule_create_adapter.validate_python(
+        {k: v for k, v in {**current, **patch}.items() if v is not None or k in patch}
+    )
+    _check_references(  # only what this request changes: an old expiry may have passed
+        session,
+        user_id,
+        destination_ids=patch.get("destination_ids") or [],
+        account_id=patch.get("account_id"),
+        expires_at=patch.get("expires_at"),
+        now=now,
+    )
+    if "name" in patch:
+        row.name = patch["name"] or _default_name(merged)
+    elif row.name == _default_name(old):
+        row.name = _default_name(merged)  # a name we made follows the fields it was made from
+    _write(session, row, merged, now=now)
+    session.commit()
+    return _public(row, list(merged.destination_ids))
+
+
+def delete_rule(session: Session, user_id: int, rule_id: int, *, now: datetime) -> None:
+    """Remove a rule; its past events stay, with rule_id cleared."""
+    row = _get(session, user_id, rule_id)
+    session.delete(row)
+    session.add(RuleChange(rule_id=rule_id, changed_at=now))
+    session.commit()
+
+
+def _sample_values(row: Rule, price: str | None, now: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {k: v for k, v in row.params.items() if v is not None}
+    values.update(rule=row.name, kind=row.kind, time=now.isoformat(), test=True)
+    if price is not None:
+        values.setdefault("price", price)
+    return values
+
+
+def test_rule(session: Session, user_id: int, rule_id: int, *, now: datetime) -> EventPublic:
+    """Queue a test message through the same outbox as real alerts."""
+    row = _get(session, user_id, rule_id)
+    targets = delivery_targets(session, user_id, rule_destination_ids(session, rule_id))
+    if not targets:
+        raise Conflict(
+            "this rule has no enabled destination: give it destination_ids, "
+            "or link your Telegram chat with /start in the bot"
+        )
+    ticker = session.get(Ticker, row.symbol) if row.symbol else None
+    price = format_decimal(ticker.last) if ticker is not None and ticker.last else None
+    event, deliveries = record_event(
+        session,
+        user_id=user_id,
+        rule_id=row.id,
+        rule_name=row.name,
+        kind=row.kind,
+        symbol=row.symbol,
+        values=_sample_values(row, price, now),
+        destination_ids=targets,
+        now=now,
+        test=True,
+    )
+    session.commit()
+    return event_public(event, deliveries)

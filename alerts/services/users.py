@@ -1,0 +1,124 @@
+"""Users and their API keys."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from alerts.db.models import ApiKey, User
+from alerts.security import hash_api_key, key_hint, new_api_key
+from alerts.services.errors import Conflict, NotFound
+from alerts.services.schemas import (
+    ApiKeyCreated,
+    ApiKeyPublic,
+    UserCreate,
+    UserCreated,
+    UserPublic,
+    UserUpdate,
+)
+
+
+def _public(user: User) -> UserPublic:
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+def _telegram_taken(telegram_user_id: int) -> Conflict:
+    return Conflict(f"another user already has telegram_user_id {telegram_user_id}")
+
+
+def create_user(session: Session, data: UserCreate) -> UserCreated:
+    """A new user with a first API key, which the result shows once."""
+    user = User(name=data.name, telegram_user_id=data.telegram_user_id)
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise _telegram_taken(data.telegram_user_id or 0) from None
+    assert user.id is not None
+    key = _add_key(session, user.id, "default")
+    session.commit()
+    return UserCreated(**_public(user).model_dump(), api_key=key[1])
+
+
+def get_user(session: Session, user_id: int) -> User:
+    """The user, or NotFound."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("user", user_id)
+    return user
+
+
+def read_user(session: Session, user_id: int) -> UserPublic:
+    """One user as shown by the API."""
+    return _public(get_user(session, user_id))
+
+
+def list_users(session: Session, *, after: int | None, limit: int) -> list[UserPublic]:
+    """Users by id, one page at a time."""
+    stmt = select(User).order_by(col(User.id)).limit(limit)
+    if after is not None:
+        stmt = stmt.where(col(User.id) > after)
+    return [_public(u) for u in session.exec(stmt)]
+
+
+def update_user(session: Session, user_id: int, data: UserUpdate) -> UserPublic:
+    """Change a user's name or Telegram id."""
+    user = get_user(session, user_id)
+    for field, value in data.model_dump(exclude_unset=True).items():
+        if field == "name" and value is None:
+            continue
+        setattr(user, field, value)
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise _telegram_taken(data.telegram_user_id or 0) from None
+    return _public(user)
+
+
+def delete_user(session: Session, user_id: int) -> None:
+    """Remove a user and everything they own."""
+    user = get_user(session, user_id)
+    session.delete(user)
+    session.commit()
+
+
+def user_for_key(session: Session, key: str) -> int | None:
+    """The id of the user owning `key`, if any."""
+    return session.exec(select(ApiKey.user_id).where(ApiKey.key_hash == hash_api_key(key))).first()
+
+
+def _add_key(session: Session, user_id: int, name: str) -> tuple[ApiKey, str]:
+    key = new_api_key()
+    row = ApiKey(user_id=user_id, name=name, hint=key_hint(key), key_hash=hash_api_key(key))
+    session.add(row)
+    session.flush()
+    return row, key
+
+
+def create_key(session: Session, user_id: int, name: str) -> ApiKeyCreated:
+    """Another API key for the user, shown once."""
+    get_user(session, user_id)
+    row, key = _add_key(session, user_id, name)
+    session.commit()
+    return ApiKeyCreated(
+        **ApiKeyPublic.model_validate(row, from_attributes=True).model_dump(), api_key=key
+    )
+
+
+def list_keys(session: Session, user_id: int) -> list[ApiKeyPublic]:
+    """The user's keys, by hint only."""
+    get_user(session, user_id)
+    rows = session.exec(select(ApiKey).where(ApiKey.user_id == user_id).order_by(col(ApiKey.id)))
+    return [ApiKeyPublic.model_validate(r, from_attributes=True) for r in rows]
+
+
+def delete_key(session: Session, user_id: int, key_id: int) -> None:
+    """Revoke one of the user's keys."""
+    row = session.get(ApiKey, key_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound("API key", key_id)
+    session.delete(row)
+    session.commit()

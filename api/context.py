@@ -1,0 +1,61 @@
+"""What the routes share: settings, database, secret box, the exchange check, the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+
+from alerts.db.session import Database
+from alerts.delivery.apprise_urls import parse_schemes
+from alerts.feed.verify import verify_token
+from alerts.security import SecretBox
+from alerts.services.accounts import Verifier
+from alerts.settings import Settings
+
+ReadinessCheck = Callable[[], tuple[bool, dict[str, object]]]
+"""A named part of `/readyz`: (ready?, details for the operator)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class AppContext:
+    """One per app; tests build their own through `create_app`'s arguments."""
+
+    settings: Settings
+    db: Database
+    box: SecretBox
+    verify: Verifier
+    apprise_schemes: frozenset[str] | None
+    clock: Callable[[], datetime] = _now
+    readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        db: Database | None = None,
+        verify: Verifier | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> AppContext:
+        """Everything derived from settings, with any part replaceable."""
+        secret = settings.alerts_secret_key
+        return cls(
+            settings=settings,
+            db=db or Database(settings.database_url),
+            box=SecretBox(secret.get_secret_value() if secret else None),
+            verify=verify or partial(verify_token, settings.xrocket_ws_url),
+            apprise_schemes=parse_schemes(settings.apprise_schemes),
+            clock=clock or _now,
+        )
+
+    @property
+    def admin_token(self) -> str | None:
+        """The admin bearer token, if the operator set one."""
+        token = self.settings.alerts_admin_token
+        return token.get_secret_value() if token else None

@@ -1,0 +1,108 @@
+"""Dependencies as short `Annotated` aliases: the context, a session, the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from alerts.security import same_secret
+from alerts.services import users
+from api.context import AppContext
+from api.errors import Forbidden, Unauthenticated
+
+MAX_ID = 2**31 - 1
+MAX_BIG_ID = 2**63 - 1
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="The admin token (ALERTS_ADMIN_TOKEN) or a user's API key.",
+)
+
+
+def get_context(request: Request) -> AppContext:
+    """The app's shared context."""
+    context: AppContext = request.app.state.context
+    return context
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+def get_session(context: ContextDep) -> Iterator[Session]:
+    """A database session for one request."""
+    with context.db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the admin, or one user."""
+
+    admin: bool
+    user_id: int | None
+
+
+def get_caller(
+    context: ContextDep,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """Authenticate the bearer token."""
+    if credentials is None:
+        raise Unauthenticated("send Authorization: Bearer <admin token or API key>")
+    key = credentials.credentials
+    admin = context.admin_token
+    if admin is not None and same_secret(key, admin):
+        return Caller(admin=True, user_id=None)
+    user_id = users.user_for_key(session, key)
+    if user_id is None:
+        raise Unauthenticated("the bearer token is not a valid API key")
+    return Caller(admin=False, user_id=user_id)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def get_user_id(caller: CallerDep) -> int:
+    """The calling user's id; the admin token is for managing users only."""
+    if caller.user_id is None:
+        raise Forbidden(
+            "the admin token manages users; this endpoint needs a user's API key "
+            "(create a user with POST /v1/users)"
+        )
+    return caller.user_id
+
+
+def require_admin(caller: CallerDep) -> None:
+    """Only the admin token passes."""
+    if not caller.admin:
+        raise Forbidden("this endpoint needs the admin token")
+
+
+def get_now(context: ContextDep) -> datetime:
+    """The current time from the app's clock."""
+    return context.clock()
+
+
+UserIdDep = Annotated[int, Depends(get_user_id)]
+AdminDep = Depends(require_admin)
+NowDep = Annotated[datetime, Depends(get_now)]
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+BigIdPath = Annotated[int, Path(ge=1, le=MAX_BIG_ID)]
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[0-9]{1,18}$",
+        description="The `next_cursor` of the previous page; omit for the first page.",
+    ),
+]

@@ -1,0 +1,71 @@
+"""Destinations: Telegram chats and Apprise URLs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from alerts.services import destinations
+from alerts.services.schemas import (
+    DestinationCreate,
+    DestinationList,
+    DestinationPublic,
+    DestinationUpdate,
+)
+from api.deps import ContextDep, IdPath, SessionDep, UserIdDep
+from api.errors import CONFLICT, NOT_FOUND, UNAVAILABLE
+
+router = APIRouter(prefix="/destinations", tags=["destinations"], responses={**NOT_FOUND})
+
+
+@router.post(
+    "",
+    response_model=DestinationPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={**CONFLICT, **UNAVAILABLE},
+)
+def create_destination(
+    context: ContextDep, session: SessionDep, user_id: UserIdDep, body: DestinationCreate
+) -> DestinationPublic:
+    """Add a Telegram chat or an Apprise URL (checked, stored encrypted, shown masked)."""
+    return destinations.create_destination(
+        session, user_id, body, box=context.box, schemes=context.apprise_schemes
+    )
+
+
+@router.get("", response_model=DestinationList)
+def list_destinations(session: SessionDep, user_id: UserIdDep) -> DestinationList:
+    """All the caller's destinations."""
+    return DestinationList(items=destinations.list_destinations(session, user_id))
+
+
+@router.get("/{destination_id}", response_model=DestinationPublic)
+def read_destination(
+    session: SessionDep, user_id: UserIdDep, destination_id: IdPath
+) -> DestinationPublic:
+    """One destination."""
+    return destinations.read_destination(session, user_id, destination_id)
+
+
+@router.patch(
+    "/{destination_id}",
+    response_model=DestinationPublic,
+    responses={**CONFLICT, **UNAVAILABLE},
+)
+def update_destination(
+    context: ContextDep,
+    session: SessionDep,
+    user_id: UserIdDep,
+    destination_id: IdPath,
+    body: DestinationUpdate,
+) -> DestinationPublic:
+    """Rename, re-enable, or point it at another chat or URL."""
+    return destinations.update_destination(
+        session, user_id, destination_id, body, box=context.box, schemes=context.apprise_schemes
+    )
+
+
+@router.delete("/{destination_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**CONFLICT})
+def delete_destination(session: SessionDep, user_id: UserIdDep, destination_id: IdPath) -> Response:
+    """Delete a destination that no rule uses (409 names the rules that do)."""
+    destinations.delete_destination(session, user_id, destination_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,38 @@
+"""The latest prices the service has seen."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from alerts.services import market
+from alerts.services.schemas import TickerList, TickerPublic
+from api.deps import CallerDep, SessionDep
+from api.errors import NOT_FOUND
+
+router = APIRouter(prefix="/market", tags=["market"])
+
+_SYMBOL = r"^[A-Za-z0-9]{1,16}-[A-Za-z0-9]{1,16}$"
+_SYMBOLS = r"^[A-Za-z0-9]{1,16}-[A-Za-z0-9]{1,16}(,[A-Za-z0-9]{1,16}-[A-Za-z0-9]{1,16}){0,99}$"
+
+
+@router.get("/tickers", response_model=TickerList)
+def list_tickers(
+    session: SessionDep,
+    _caller: CallerDep,
+    symbols: Annotated[
+        str | None, Query(pattern=_SYMBOLS, description="Comma-separated, e.g. BTC-USDT,TON-USDT")
+    ] = None,
+) -> TickerList:
+    """Every symbol's latest prices, or just the ones asked for."""
+    wanted = [s.upper() for s in symbols.split(",")] if symbols else None
+    return TickerList(items=market.list_tickers(session, wanted))
+
+
+@router.get("/tickers/{symbol}", response_model=TickerPublic, responses={**NOT_FOUND})
+def read_ticker(
+    session: SessionDep, _caller: CallerDep, symbol: Annotated[str, Path(pattern=_SYMBOL)]
+) -> TickerPublic:
+    """One symbol's latest prices (404 if the service has seen none yet)."""
+    return market.read_ticker(session, symbol.upper())
