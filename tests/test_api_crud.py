@@ -327,4 +327,4 @@ def test_health_endpoints(api: Api) -> None:
     ready = api.client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"]["database"]["ok"] is True
     metrics = api.client.get("/metrics")
-    assert metrics.status_code == 200 and "process_" in metrics.text or "python_" in metrics.text
+    assert metrics.status_code == 200 and "python_info" in metrics.text

@@ -1,8 +1,8 @@
 """Apprise URLs: parse, restrict by scheme, mask; and keep Apprise's own logs off our logs.
 
-Apprise logs unparseable URLs, tokens included, at ERROR. Its logger therefore never
-propagates to ours: records go to a per-call capture (for delivery records, after scrubbing)
-or nowhere.
+Apprise logs unparseable URLs, short tokens unmasked, at ERROR. Its records therefore never
+reach a handler: they go to a per-call capture (for delivery records, after scrubbing) or
+nowhere.
 """
 
 from __future__ import annotations
@@ -20,17 +20,21 @@ _SCHEME_RE = re.compile(r"^([a-z][a-z0-9+.-]{0,31})://", re.IGNORECASE)
 _captured: ContextVar[list[logging.LogRecord] | None] = ContextVar("apprise_logs", default=None)
 
 
-class _CaptureHandler(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
+class _Divert(logging.Filter):
+    """Hands each Apprise record to the current capture, then drops it, so that no handler
+    (ours, the operator's, a test harness's) ever formats an Apprise message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
         sink = _captured.get()
         if sink is not None:
             sink.append(record)
+        return False
 
 
 _apprise_logger = logging.getLogger("apprise")
 _apprise_logger.propagate = False
 _apprise_logger.setLevel(logging.INFO)
-_apprise_logger.addHandler(_CaptureHandler())
+_apprise_logger.addFilter(_Divert())
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from alerts.domain.values import Amount, Currency, Percent, Price, Symbol, forma
 CandleInterval = Literal["1min", "5min", "15min", "30min", "1hour", "4hour", "1day", "1week"]
 MIN_WINDOW_SECONDS = 10
 MAX_WINDOW_SECONDS = 7 * 24 * 3600
+MAX_ID = 2**31 - 1
 
 
 class RuleKind(StrEnum):
@@ -193,7 +194,7 @@ class OrderRule(_Spec):
     """An order of the account reaches one of `statuses`."""
 
     kind: Literal["order"]
-    account_id: int = Field(gt=0)
+    account_id: int = Field(gt=0, le=MAX_ID)
     statuses: list[OrderStatus] = Field(
         default_factory=lambda: [OrderStatus.FILLED], min_length=1, max_length=6
     )
@@ -215,7 +216,7 @@ class BalanceRule(_Spec):
     """A balance changes by at least `amount`, or crosses below/above it."""
 
     kind: Literal["balance"]
-    account_id: int = Field(gt=0)
+    account_id: int = Field(gt=0, le=MAX_ID)
     currency: Currency | None = None
     condition: BalanceCondition = BalanceCondition.CHANGE
     amount: Amount | None = None

@@ -70,6 +70,13 @@ def _currency(value: Any) -> str:
     return value.strip().upper()
 
 
+def printable_text(value: str) -> str:
+    """Refuse control characters (NUL and friends) in names and messages; keep newlines/tabs."""
+    if any(ord(c) < 32 and c not in "\n\t" for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
 def _decimal_schema(example: str, description: str) -> WithJsonSchema:
     return WithJsonSchema(
         {
@@ -122,3 +129,6 @@ Currency = Annotated[
     WithJsonSchema({"type": "string", "pattern": _CURRENCY_PATTERN, "examples": ["USDT"]}),
 ]
 """A currency code, upper-cased."""
+
+Text = Annotated[str, AfterValidator(printable_text)]
+"""Free text from a user (names, messages): no control characters except newline and tab."""

@@ -11,8 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 
 from alerts.domain.events import OrderStatus, Side
 from alerts.domain.rules import (
+    MAX_WINDOW_SECONDS,
+    MIN_WINDOW_SECONDS,
     BalanceRule,
     CandleClose,
+    CandleInterval,
     LargeTrade,
     OrderRule,
     PercentChange,
@@ -22,9 +25,10 @@ from alerts.domain.rules import (
     Spread,
 )
 from alerts.domain.templates import TemplateError, check_template
-from alerts.domain.values import Amount, Currency, Percent, Price, Symbol
+from alerts.domain.values import Amount, Currency, Percent, Price, Symbol, Text
 
 MAX_DESTINATIONS = 20
+DestinationId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 MAX_COOLDOWN_SECONDS = 30 * 24 * 3600
 DEFAULT_COOLDOWN_SECONDS = 300
 
@@ -47,10 +51,10 @@ class RuleSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(
+    name: Text | None = Field(
         default=None, min_length=1, max_length=100, description="Default: made from the fields."
     )
-    destination_ids: list[int] = Field(
+    destination_ids: list[DestinationId] = Field(
         default_factory=list,
         max_length=MAX_DESTINATIONS,
         description="Where to deliver; empty means the owner's own Telegram chat.",
@@ -65,7 +69,7 @@ class RuleSettings(BaseModel):
     expires_at: datetime | None = Field(
         default=None, description="After this time the rule never fires (UTC if no offset)."
     )
-    message: str | None = Field(
+    message: Text | None = Field(
         default=None,
         max_length=1000,
         description="Template with placeholders such as {symbol}, {price}, {level}, {rule}.",
@@ -208,12 +212,12 @@ class RuleUpdate(BaseModel):
     )
 
     kind: RuleKind | None = None
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    destination_ids: list[int] | None = Field(default=None, max_length=MAX_DESTINATIONS)
+    name: Text | None = Field(default=None, min_length=1, max_length=100)
+    destination_ids: list[DestinationId] | None = Field(default=None, max_length=MAX_DESTINATIONS)
     trigger: Trigger | None = None
     cooldown_seconds: int | None = Field(default=None, ge=1, le=MAX_COOLDOWN_SECONDS)
     expires_at: datetime | None = None
-    message: str | None = Field(default=None, max_length=1000)
+    message: Text | None = Field(default=None, max_length=1000)
     enabled: bool | None = None
     symbol: Symbol | None = None
     level: Price | None = None
@@ -223,12 +227,12 @@ class RuleUpdate(BaseModel):
     high: Price | None = None
     on: Literal["enter", "exit", "any"] | None = None
     percent: Percent | None = None
-    window_seconds: int | None = None
-    interval: str | None = None
+    window_seconds: int | None = Field(default=None, ge=MIN_WINDOW_SECONDS, le=MAX_WINDOW_SECONDS)
+    interval: CandleInterval | None = None
     min_quantity: Price | None = None
     min_notional: Price | None = None
     side: Side | None = None
-    account_id: int | None = None
+    account_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     statuses: list[OrderStatus] | None = None
     currency: Currency | None = None
     condition: Literal["change", "below", "above"] | None = None

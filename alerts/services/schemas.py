@@ -12,10 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from alerts.domain.values import format_decimal
+from alerts.domain.values import Text, format_decimal
 
 MAX_CHAT_ID = 10**15
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+Name = Annotated[Text, Field(min_length=1, max_length=100)]
 ChatId = Annotated[
     int,
     Field(
