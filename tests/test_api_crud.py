@@ -260,8 +260,11 @@ def test_user_and_key_admin(api: Api) -> None:
     assert r.status_code == 204
     assert api.client.get("/v1/users/me", headers=bob).status_code == 401
 
-    api.create("/v1/rules", {"kind": "spread", "symbol": "BTC-USDT", "percent": "1"}, second)
-    api.create("/v1/accounts", {"name": "a", "token": GOOD_TOKEN}, second)
+    chat = api.create("/v1/destinations", {"kind": "telegram", "chat_id": 99}, second)
+    account = api.create("/v1/accounts", {"name": "a", "token": GOOD_TOKEN}, second)
+    body = {"kind": "order", "account_id": account["id"], "destination_ids": [chat["id"]]}
+    rule = api.create("/v1/rules", body, second)
+    assert api.client.post(f"/v1/rules/{rule['id']}/test", headers=second).status_code == 202
     assert api.client.delete(f"/v1/users/{me['id']}", headers=api.admin).status_code == 204
     assert api.client.get("/v1/users/me", headers=second).status_code == 401
     with api.db.session() as session:

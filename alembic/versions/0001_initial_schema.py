@@ -126,10 +126,7 @@ def upgrade() -> None:
         sa.Column("state", sa.JSON(), nullable=True),
         sa.Column("created_at", alerts.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", alerts.db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["account_id"],
-            ["accounts.id"],
-        ),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -170,10 +167,7 @@ def upgrade() -> None:
         "rule_destinations",
         sa.Column("rule_id", sa.Integer(), nullable=False),
         sa.Column("destination_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["destination_id"],
-            ["destinations.id"],
-        ),
+        sa.ForeignKeyConstraint(["destination_id"], ["destinations.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["rule_id"], ["rules.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("rule_id", "destination_id"),
     )

@@ -107,9 +107,11 @@ class Rule(SQLModel, table=True):
     kind: str = Field(max_length=20)
     name: str = Field(max_length=100)
     symbol: str | None = Field(default=None, max_length=40)
-    # NO ACTION (not RESTRICT): checked at the end of the statement, so deleting a user
-    # cascades through rules and accounts in any order. Services refuse a lone delete first.
-    account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
+    # CASCADE, so that deleting a user cascades through accounts and rules in any order;
+    # deleting an account that rules still use is refused by the service (409) beforehand.
+    account_id: int | None = Field(
+        default=None, foreign_key="accounts.id", ondelete="CASCADE", index=True
+    )
     params: dict[str, Any] = Field(sa_type=JSON)
     trigger: str = Field(default="once", max_length=8)
     cooldown_seconds: int = 0
@@ -130,7 +132,10 @@ class RuleDestination(SQLModel, table=True):
     __tablename__ = "rule_destinations"
 
     rule_id: int = Field(foreign_key="rules.id", ondelete="CASCADE", primary_key=True)
-    destination_id: int = Field(foreign_key="destinations.id", primary_key=True, index=True)
+    # CASCADE for the same reason as Rule.account_id; the service refuses a destination in use.
+    destination_id: int = Field(
+        foreign_key="destinations.id", ondelete="CASCADE", primary_key=True, index=True
+    )
 
 
 class RuleChange(SQLModel, table=True):
