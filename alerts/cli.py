@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
@@ -27,7 +28,6 @@ EXIT_UNAVAILABLE = 4
 # Parts of the service that later releases add; each command says so plainly until then.
 _PENDING_PARTS = {
     "run": "the whole service (API, engine, delivery, bot)",
-    "api": "the REST API",
     "engine": "the rule engine",
     "worker": "the delivery worker",
     "bot": "the Telegram bot",
@@ -58,14 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for name, summary in (
-        ("run", "run the whole service in one process"),
-        ("api", "run the REST API alone"),
+    for name, summary, handler in (
+        ("run", "run the whole service in one process", _not_available),
+        ("api", "run the REST API alone (the database must be migrated)", _api),
     ):
         sub = commands.add_parser(name, help=summary, description=summary)
         sub.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1)")
         sub.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
-        sub.set_defaults(handler=_not_available)
+        sub.set_defaults(handler=handler)
     for name, summary in (
         ("engine", "run the rule engine alone"),
         ("worker", "run a delivery worker alone"),
@@ -234,6 +234,34 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
     upgrade(settings.database_url)
     print("database is at the latest revision")
+    return EXIT_OK
+
+
+def _api(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from alerts.db.migrate import is_current
+    from api.app import create_app
+
+    if not is_current(settings.database_url):
+        print(
+            "alerts api: the database is not migrated to the latest revision: "
+            "run `alerts db upgrade` first",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    try:
+        sock = socket.create_server((args.host, args.port), reuse_port=False)
+    except OSError as exc:
+        print(
+            f"alerts api: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr
+        )
+        return EXIT_UNAVAILABLE
+    config = uvicorn.Config(
+        create_app(settings), log_config=None, access_log=False, server_header=False
+    )
+    logger.info("REST API on http://%s:%s (docs at /docs)", args.host, args.port)
+    uvicorn.Server(config).run(sockets=[sock])
     return EXIT_OK
 
 

@@ -7,9 +7,11 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, inspect
 
@@ -44,7 +46,7 @@ def test_help_lists_every_contract_command() -> None:
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("command", ["run", "api", "engine", "worker", "bot"])
+@pytest.mark.parametrize("command", ["run", "engine", "worker", "bot"])
 def test_parts_from_later_releases_say_so_and_fail(command: str) -> None:
     result = run_cli(command)
     assert result.returncode == 3
@@ -123,3 +125,40 @@ def test_simulate_on_a_taken_port_says_so() -> None:
     assert result.returncode == 4
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_api_serves_a_migrated_database(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path}/api.db"
+    env = {**os.environ, "DATABASE_URL": database_url, "ALERTS_ADMIN_TOKEN": "cli-admin"}
+    refused = run_cli("api", env={"DATABASE_URL": database_url})
+    assert refused.returncode == 2 and "alerts db upgrade" in refused.stderr
+
+    assert run_cli("db", "upgrade", env={"DATABASE_URL": database_url}).returncode == 0
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "alerts.cli", "api", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=2) as client:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    health = client.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    assert process.poll() is None, process.communicate()[1]
+                    assert time.monotonic() < deadline, "the API did not start"
+                    time.sleep(0.1)
+            assert health.json() == {"status": "ok"}
+            created = client.post(
+                "/v1/users", json={"name": "cli"}, headers={"Authorization": "Bearer cli-admin"}
+            )
+            assert created.status_code == 201
+            assert client.get("/docs").status_code == 200
+    finally:
+        process.terminate()
+        process.wait(10)

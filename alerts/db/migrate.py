@@ -6,6 +6,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from alerts.db.session import make_engine
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,3 +28,14 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the database at `database_url` to `revision`."""
     command.upgrade(alembic_config(database_url), revision)
+
+
+def is_current(database_url: str) -> bool:
+    """True when the database has every migration applied."""
+    heads = set(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return set(MigrationContext.configure(conn).get_current_heads()) == heads
+    finally:
+        engine.dispose()
