@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 import alerts
 from alerts.db.session import Database
@@ -42,9 +42,7 @@ def create_app(
     app.state.context = context
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
-    v1 = APIRouter(prefix="/v1", responses=AUTH_RESPONSES)
     for module in (users, destinations, accounts, rules, events, market):
-        v1.include_router(module.router)
-    app.include_router(v1)
+        app.include_router(module.router, prefix="/v1", responses=AUTH_RESPONSES)
     app.include_router(health.router)
     return app

@@ -12,6 +12,7 @@ from alerts.delivery.apprise_urls import parse_schemes
 from alerts.feed.verify import verify_token
 from alerts.security import SecretBox
 from alerts.services.accounts import Verifier
+from alerts.services.users import KeyCache
 from alerts.settings import Settings
 
 ReadinessCheck = Callable[[], tuple[bool, dict[str, object]]]
@@ -33,6 +34,7 @@ class AppContext:
     apprise_schemes: frozenset[str] | None
     clock: Callable[[], datetime] = _now
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+    keys: KeyCache = field(default_factory=KeyCache)
 
     @classmethod
     def build(

@@ -10,7 +10,13 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 MAX_INTEGER_DIGITS = 20
 MAX_FRACTION_DIGITS = 18
@@ -130,5 +136,10 @@ Currency = Annotated[
 ]
 """A currency code, upper-cased."""
 
-Text = Annotated[str, AfterValidator(printable_text)]
-"""Free text from a user (names, messages): no control characters except newline and tab."""
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(printable_text)
+]
+"""A name a user gives: 1 to 100 characters, no control characters."""
+
+Message = Annotated[str, StringConstraints(max_length=1000), AfterValidator(printable_text)]
+"""A message template: up to 1000 characters, no control characters but newline and tab."""

@@ -25,7 +25,7 @@ from alerts.domain.rules import (
     Spread,
 )
 from alerts.domain.templates import TemplateError, check_template
-from alerts.domain.values import Amount, Currency, Percent, Price, Symbol, Text
+from alerts.domain.values import Amount, Currency, Message, Name, Percent, Price, Symbol
 
 MAX_DESTINATIONS = 20
 DestinationId = Annotated[int, Field(ge=1, le=2**31 - 1)]
@@ -51,9 +51,7 @@ class RuleSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Text | None = Field(
-        default=None, min_length=1, max_length=100, description="Default: made from the fields."
-    )
+    name: Name | None = Field(default=None, description="Default: made from the fields.")
     destination_ids: list[DestinationId] = Field(
         default_factory=list,
         max_length=MAX_DESTINATIONS,
@@ -69,9 +67,8 @@ class RuleSettings(BaseModel):
     expires_at: datetime | None = Field(
         default=None, description="After this time the rule never fires (UTC if no offset)."
     )
-    message: Text | None = Field(
+    message: Message | None = Field(
         default=None,
-        max_length=1000,
         description="Template with placeholders such as {symbol}, {price}, {level}, {rule}.",
     )
     enabled: bool = True
@@ -212,12 +209,12 @@ class RuleUpdate(BaseModel):
     )
 
     kind: RuleKind | None = None
-    name: Text | None = Field(default=None, min_length=1, max_length=100)
+    name: Name | None = None
     destination_ids: list[DestinationId] | None = Field(default=None, max_length=MAX_DESTINATIONS)
     trigger: Trigger | None = None
     cooldown_seconds: int | None = Field(default=None, ge=1, le=MAX_COOLDOWN_SECONDS)
     expires_at: datetime | None = None
-    message: Text | None = Field(default=None, max_length=1000)
+    message: Message | None = None
     enabled: bool | None = None
     symbol: Symbol | None = None
     level: Price | None = None

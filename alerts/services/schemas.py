@@ -12,10 +12,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from alerts.domain.values import Text, format_decimal
+from alerts.domain.values import Name, format_decimal
 
 MAX_CHAT_ID = 10**15
-Name = Annotated[Text, Field(min_length=1, max_length=100)]
 ChatId = Annotated[
     int,
     Field(

@@ -85,6 +85,35 @@ def delete_user(session: Session, user_id: int) -> None:
     session.commit()
 
 
+class KeyCache:
+    """Recently seen API keys (by hash) and their users, so most requests skip the lookup.
+
+    A key revoked in another process keeps working here for at most `ttl` seconds.
+    """
+
+    def __init__(self, ttl: float = 10.0, max_size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_size = max_size
+        self._entries: dict[str, tuple[int, float]] = {}
+
+    def get(self, key: str, now: float) -> int | None:
+        """The cached user of `key`, if fresh."""
+        entry = self._entries.get(hash_api_key(key))
+        if entry is None or entry[1] < now:
+            return None
+        return entry[0]
+
+    def put(self, key: str, user_id: int, now: float) -> None:
+        """Remember `key` for `ttl` seconds."""
+        if len(self._entries) >= self.max_size:
+            self._entries.clear()
+        self._entries[hash_api_key(key)] = (user_id, now + self.ttl)
+
+    def clear(self) -> None:
+        """Forget every key (after a revocation in this process)."""
+        self._entries.clear()
+
+
 def user_for_key(session: Session, key: str) -> int | None:
     """The id of the user owning `key`, if any."""
     return session.exec(select(ApiKey.user_id).where(ApiKey.key_hash == hash_api_key(key))).first()

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from alerts.services import accounts
 from alerts.services.schemas import AccountCreate, AccountList, AccountPublic, AccountUpdate
-from api.deps import ContextDep, IdPath, SessionDep, UserIdDep
+from api.deps import ContextDep, IdPath, SessionDep, UserIdDep, in_db
 from api.errors import CONFLICT, NOT_FOUND, UNAVAILABLE
 
 router = APIRouter(prefix="/accounts", tags=["accounts"], responses={**NOT_FOUND})
@@ -29,15 +29,19 @@ async def create_account(
 
 
 @router.get("", response_model=AccountList)
-def list_accounts(session: SessionDep, user_id: UserIdDep) -> AccountList:
+async def list_accounts(
+    context: ContextDep, session: SessionDep, user_id: UserIdDep
+) -> AccountList:
     """All the caller's accounts."""
-    return AccountList(items=accounts.list_accounts(session, user_id))
+    return AccountList(items=await in_db(context, accounts.list_accounts, session, user_id))
 
 
 @router.get("/{account_id}", response_model=AccountPublic)
-def read_account(session: SessionDep, user_id: UserIdDep, account_id: IdPath) -> AccountPublic:
+async def read_account(
+    context: ContextDep, session: SessionDep, user_id: UserIdDep, account_id: IdPath
+) -> AccountPublic:
     """One account."""
-    return accounts.read_account(session, user_id, account_id)
+    return await in_db(context, accounts.read_account, session, user_id, account_id)
 
 
 @router.patch("/{account_id}", response_model=AccountPublic, responses={**CONFLICT, **UNAVAILABLE})
@@ -51,7 +55,9 @@ async def update_account(
 
 
 @router.delete("/{account_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**CONFLICT})
-def delete_account(session: SessionDep, user_id: UserIdDep, account_id: IdPath) -> Response:
+async def delete_account(
+    context: ContextDep, session: SessionDep, user_id: UserIdDep, account_id: IdPath
+) -> Response:
     """Unlink an account that no rule uses (409 names the rules that do)."""
-    accounts.delete_account(session, user_id, account_id)
+    await in_db(context, accounts.delete_account, session, user_id, account_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -11,7 +11,7 @@ from alerts.services.schemas import (
     DestinationPublic,
     DestinationUpdate,
 )
-from api.deps import ContextDep, IdPath, SessionDep, UserIdDep
+from api.deps import ContextDep, IdPath, SessionDep, UserIdDep, in_db
 from api.errors import CONFLICT, NOT_FOUND, UNAVAILABLE
 
 router = APIRouter(prefix="/destinations", tags=["destinations"], responses={**NOT_FOUND})
@@ -23,27 +23,37 @@ router = APIRouter(prefix="/destinations", tags=["destinations"], responses={**N
     status_code=status.HTTP_201_CREATED,
     responses={**CONFLICT, **UNAVAILABLE},
 )
-def create_destination(
+async def create_destination(
     context: ContextDep, session: SessionDep, user_id: UserIdDep, body: DestinationCreate
 ) -> DestinationPublic:
     """Add a Telegram chat or an Apprise URL (checked, stored encrypted, shown masked)."""
-    return destinations.create_destination(
-        session, user_id, body, box=context.box, schemes=context.apprise_schemes
+    return await in_db(
+        context,
+        destinations.create_destination,
+        session,
+        user_id,
+        body,
+        box=context.box,
+        schemes=context.apprise_schemes,
     )
 
 
 @router.get("", response_model=DestinationList)
-def list_destinations(session: SessionDep, user_id: UserIdDep) -> DestinationList:
+async def list_destinations(
+    context: ContextDep, session: SessionDep, user_id: UserIdDep
+) -> DestinationList:
     """All the caller's destinations."""
-    return DestinationList(items=destinations.list_destinations(session, user_id))
+    return DestinationList(
+        items=await in_db(context, destinations.list_destinations, session, user_id)
+    )
 
 
 @router.get("/{destination_id}", response_model=DestinationPublic)
-def read_destination(
-    session: SessionDep, user_id: UserIdDep, destination_id: IdPath
+async def read_destination(
+    context: ContextDep, session: SessionDep, user_id: UserIdDep, destination_id: IdPath
 ) -> DestinationPublic:
     """One destination."""
-    return destinations.read_destination(session, user_id, destination_id)
+    return await in_db(context, destinations.read_destination, session, user_id, destination_id)
 
 
 @router.patch(
@@ -51,7 +61,7 @@ def read_destination(
     response_model=DestinationPublic,
     responses={**CONFLICT, **UNAVAILABLE},
 )
-def update_destination(
+async def update_destination(
     context: ContextDep,
     session: SessionDep,
     user_id: UserIdDep,
@@ -59,13 +69,22 @@ def update_destination(
     body: DestinationUpdate,
 ) -> DestinationPublic:
     """Rename, re-enable, or point it at another chat or URL."""
-    return destinations.update_destination(
-        session, user_id, destination_id, body, box=context.box, schemes=context.apprise_schemes
+    return await in_db(
+        context,
+        destinations.update_destination,
+        session,
+        user_id,
+        destination_id,
+        body,
+        box=context.box,
+        schemes=context.apprise_schemes,
     )
 
 
 @router.delete("/{destination_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**CONFLICT})
-def delete_destination(session: SessionDep, user_id: UserIdDep, destination_id: IdPath) -> Response:
+async def delete_destination(
+    context: ContextDep, session: SessionDep, user_id: UserIdDep, destination_id: IdPath
+) -> Response:
     """Delete a destination that no rule uses (409 names the rules that do)."""
-    destinations.delete_destination(session, user_id, destination_id)
+    await in_db(context, destinations.delete_destination, session, user_id, destination_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

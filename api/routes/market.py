@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from alerts.services import market
 from alerts.services.schemas import TickerList, TickerPublic
-from api.deps import CallerDep, SessionDep
+from api.deps import CallerDep, ContextDep, SessionDep, in_db
 from api.errors import NOT_FOUND
 
 router = APIRouter(prefix="/market", tags=["market"])
@@ -18,7 +18,8 @@ _SYMBOLS = r"^[A-Za-z0-9]{1,16}-[A-Za-z0-9]{1,16}(,[A-Za-z0-9]{1,16}-[A-Za-z0-9]
 
 
 @router.get("/tickers", response_model=TickerList)
-def list_tickers(
+async def list_tickers(
+    context: ContextDep,
     session: SessionDep,
     _caller: CallerDep,
     symbols: Annotated[
@@ -27,12 +28,15 @@ def list_tickers(
 ) -> TickerList:
     """Every symbol's latest prices, or just the ones asked for."""
     wanted = [s.upper() for s in symbols.split(",")] if symbols else None
-    return TickerList(items=market.list_tickers(session, wanted))
+    return TickerList(items=await in_db(context, market.list_tickers, session, wanted))
 
 
 @router.get("/tickers/{symbol}", response_model=TickerPublic, responses={**NOT_FOUND})
-def read_ticker(
-    session: SessionDep, _caller: CallerDep, symbol: Annotated[str, Path(pattern=_SYMBOL)]
+async def read_ticker(
+    context: ContextDep,
+    session: SessionDep,
+    _caller: CallerDep,
+    symbol: Annotated[str, Path(pattern=_SYMBOL)],
 ) -> TickerPublic:
     """One symbol's latest prices (404 if the service has seen none yet)."""
-    return market.read_ticker(session, symbol.upper())
+    return await in_db(context, market.read_ticker, session, symbol.upper())

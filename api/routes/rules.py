@@ -10,7 +10,7 @@ from alerts.domain.rules import RuleKind
 from alerts.services import rules
 from alerts.services.rule_schemas import EXAMPLES, RuleCreate, RulePage, RulePublic, RuleUpdate
 from alerts.services.schemas import EventPublic
-from api.deps import Cursor, IdPath, Limit, NowDep, SessionDep, UserIdDep
+from api.deps import ContextDep, Cursor, IdPath, Limit, NowDep, SessionDep, UserIdDep, in_db
 from api.errors import CONFLICT, NOT_FOUND
 
 router = APIRouter(prefix="/rules", tags=["rules"], responses={**NOT_FOUND})
@@ -25,18 +25,20 @@ SymbolQuery = Annotated[
 
 
 @router.post("", response_model=RulePublic, status_code=status.HTTP_201_CREATED)
-def create_rule(
+async def create_rule(
+    context: ContextDep,
     session: SessionDep,
     user_id: UserIdDep,
     now: NowDep,
     body: Annotated[RuleCreate, Body(openapi_examples=_CREATE_EXAMPLES)],
 ) -> RulePublic:
     """Create a rule; `kind` picks the fields (see the examples, one per kind)."""
-    return rules.create_rule(session, user_id, body, now=now)
+    return await in_db(context, rules.create_rule, session, user_id, body, now=now)
 
 
 @router.get("", response_model=RulePage)
-def list_rules(
+async def list_rules(
+    context: ContextDep,
     session: SessionDep,
     user_id: UserIdDep,
     kind: RuleKind | None = None,
@@ -47,7 +49,9 @@ def list_rules(
     cursor: Cursor = None,
 ) -> RulePage:
     """The caller's rules in creation order, filtered, one page at a time."""
-    return rules.list_rules(
+    return await in_db(
+        context,
+        rules.list_rules,
         session,
         user_id,
         kind=kind,
@@ -60,23 +64,32 @@ def list_rules(
 
 
 @router.get("/{rule_id}", response_model=RulePublic)
-def read_rule(session: SessionDep, user_id: UserIdDep, rule_id: IdPath) -> RulePublic:
+async def read_rule(
+    context: ContextDep, session: SessionDep, user_id: UserIdDep, rule_id: IdPath
+) -> RulePublic:
     """One rule."""
-    return rules.read_rule(session, user_id, rule_id)
+    return await in_db(context, rules.read_rule, session, user_id, rule_id)
 
 
 @router.patch("/{rule_id}", response_model=RulePublic)
-def update_rule(
-    session: SessionDep, user_id: UserIdDep, now: NowDep, rule_id: IdPath, body: RuleUpdate
+async def update_rule(
+    context: ContextDep,
+    session: SessionDep,
+    user_id: UserIdDep,
+    now: NowDep,
+    rule_id: IdPath,
+    body: RuleUpdate,
 ) -> RulePublic:
     """Change some fields; the result is validated like a new rule. The kind cannot change."""
-    return rules.update_rule(session, user_id, rule_id, body, now=now)
+    return await in_db(context, rules.update_rule, session, user_id, rule_id, body, now=now)
 
 
 @router.delete("/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_rule(session: SessionDep, user_id: UserIdDep, now: NowDep, rule_id: IdPath) -> Response:
+async def delete_rule(
+    context: ContextDep, session: SessionDep, user_id: UserIdDep, now: NowDep, rule_id: IdPath
+) -> Response:
     """Delete a rule; events it fired stay, with `rule_id` null."""
-    rules.delete_rule(session, user_id, rule_id, now=now)
+    await in_db(context, rules.delete_rule, session, user_id, rule_id, now=now)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -86,6 +99,8 @@ def delete_rule(session: SessionDep, user_id: UserIdDep, now: NowDep, rule_id: I
     status_code=status.HTTP_202_ACCEPTED,
     responses={**CONFLICT},
 )
-def test_rule(session: SessionDep, user_id: UserIdDep, now: NowDep, rule_id: IdPath) -> EventPublic:
+async def test_rule(
+    context: ContextDep, session: SessionDep, user_id: UserIdDep, now: NowDep, rule_id: IdPath
+) -> EventPublic:
     """Queue a test message to the rule's destinations, through the same path as alerts."""
-    return rules.test_rule(session, user_id, rule_id, now=now)
+    return await in_db(context, rules.test_rule, session, user_id, rule_id, now=now)

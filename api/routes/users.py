@@ -14,16 +14,16 @@ from alerts.services.schemas import (
     UserPublic,
     UserUpdate,
 )
-from api.deps import AdminDep, Cursor, IdPath, Limit, SessionDep, UserIdDep
+from api.deps import AdminDep, ContextDep, Cursor, IdPath, Limit, SessionDep, UserIdDep, in_db
 from api.errors import CONFLICT, NOT_FOUND
 
 router = APIRouter(prefix="/users", tags=["users"], responses={**NOT_FOUND})
 
 
 @router.get("/me", response_model=UserPublic)
-def read_me(session: SessionDep, user_id: UserIdDep) -> UserPublic:
+async def read_me(context: ContextDep, session: SessionDep, user_id: UserIdDep) -> UserPublic:
     """The user the API key belongs to."""
-    return users.read_user(session, user_id)
+    return await in_db(context, users.read_user, session, user_id)
 
 
 @router.post(
@@ -33,35 +33,42 @@ def read_me(session: SessionDep, user_id: UserIdDep) -> UserPublic:
     dependencies=[AdminDep],
     responses={**CONFLICT},
 )
-def create_user(session: SessionDep, body: UserCreate) -> UserCreated:
+async def create_user(context: ContextDep, session: SessionDep, body: UserCreate) -> UserCreated:
     """Create a user and a first API key. The key is in this response only: store it."""
-    return users.create_user(session, body)
+    return await in_db(context, users.create_user, session, body)
 
 
 @router.get("", response_model=list[UserPublic], dependencies=[AdminDep])
-def list_users(session: SessionDep, limit: Limit = 50, cursor: Cursor = None) -> list[UserPublic]:
+async def list_users(
+    context: ContextDep, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
+) -> list[UserPublic]:
     """Users by id; pass the last id seen as `cursor` for the next page."""
-    return users.list_users(session, after=int(cursor) if cursor else None, limit=limit)
+    return await in_db(
+        context, users.list_users, session, after=int(cursor) if cursor else None, limit=limit
+    )
 
 
 @router.get("/{user_id}", response_model=UserPublic, dependencies=[AdminDep])
-def read_user(session: SessionDep, user_id: IdPath) -> UserPublic:
+async def read_user(context: ContextDep, session: SessionDep, user_id: IdPath) -> UserPublic:
     """One user."""
-    return users.read_user(session, user_id)
+    return await in_db(context, users.read_user, session, user_id)
 
 
 @router.patch(
     "/{user_id}", response_model=UserPublic, dependencies=[AdminDep], responses={**CONFLICT}
 )
-def update_user(session: SessionDep, user_id: IdPath, body: UserUpdate) -> UserPublic:
+async def update_user(
+    context: ContextDep, session: SessionDep, user_id: IdPath, body: UserUpdate
+) -> UserPublic:
     """Rename a user or set their Telegram user id."""
-    return users.update_user(session, user_id, body)
+    return await in_db(context, users.update_user, session, user_id, body)
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[AdminDep])
-def delete_user(session: SessionDep, user_id: IdPath) -> Response:
+async def delete_user(context: ContextDep, session: SessionDep, user_id: IdPath) -> Response:
     """Delete a user and everything they own."""
-    users.delete_user(session, user_id)
+    await in_db(context, users.delete_user, session, user_id)
+    context.keys.clear()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -71,15 +78,19 @@ def delete_user(session: SessionDep, user_id: IdPath) -> Response:
     status_code=status.HTTP_201_CREATED,
     dependencies=[AdminDep],
 )
-def create_key(session: SessionDep, user_id: IdPath, body: ApiKeyCreate) -> ApiKeyCreated:
+async def create_key(
+    context: ContextDep, session: SessionDep, user_id: IdPath, body: ApiKeyCreate
+) -> ApiKeyCreated:
     """Another API key for the user, shown once."""
-    return users.create_key(session, user_id, body.name)
+    return await in_db(context, users.create_key, session, user_id, body.name)
 
 
 @router.get("/{user_id}/api-keys", response_model=list[ApiKeyPublic], dependencies=[AdminDep])
-def list_keys(session: SessionDep, user_id: IdPath) -> list[ApiKeyPublic]:
+async def list_keys(
+    context: ContextDep, session: SessionDep, user_id: IdPath
+) -> list[ApiKeyPublic]:
     """The user's keys (hints only)."""
-    return users.list_keys(session, user_id)
+    return await in_db(context, users.list_keys, session, user_id)
 
 
 @router.delete(
@@ -87,7 +98,10 @@ def list_keys(session: SessionDep, user_id: IdPath) -> list[ApiKeyPublic]:
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[AdminDep],
 )
-def delete_key(session: SessionDep, user_id: IdPath, key_id: IdPath) -> Response:
-    """Revoke a key."""
-    users.delete_key(session, user_id, key_id)
+async def delete_key(
+    context: ContextDep, session: SessionDep, user_id: IdPath, key_id: IdPath
+) -> Response:
+    """Revoke a key (other processes stop accepting it within 10 seconds)."""
+    await in_db(context, users.delete_key, session, user_id, key_id)
+    context.keys.clear()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
