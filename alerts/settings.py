@@ -13,7 +13,10 @@ MAINNET_WS_URL = "wss://exchange.app-api.xrocket.exchange/"
 class Settings(BaseSettings):
     """Every configuration name of the service; see `.env.example` for each one's meaning."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a rejected value may be a secret, and errors get printed.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = Field(default="sqlite:///./alerts.db", validation_alias="DATABASE_URL")
     xrocket_ws_url: str = Field(default=MAINNET_WS_URL, validation_alias="XROCKET_WS_URL")

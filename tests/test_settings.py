@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from alerts.settings import MAINNET_WS_URL, Settings
@@ -51,12 +52,25 @@ def test_env_example_loads_as_is(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 def test_secrets_never_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:SECRET-bot-token")
     monkeypatch.setenv("ALERTS_ADMIN_TOKEN", "SECRET-admin")
-    monkeypatch.setenv("ALERTS_SECRET_KEY", "SECRET-key")
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("ALERTS_SECRET_KEY", key)
     settings = Settings(_env_file=None)
-    assert "SECRET" not in repr(settings)
-    assert "SECRET" not in str(settings.model_dump())
+    assert "SECRET" not in repr(settings) and key not in repr(settings)
+    assert "SECRET" not in str(settings.model_dump()) and key not in str(settings.model_dump())
     assert settings.telegram_bot_token is not None
     assert settings.telegram_bot_token.get_secret_value() == "123456:SECRET-bot-token"
+
+
+def test_secret_key_must_be_fernet_keys_and_is_never_echoed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALERTS_SECRET_KEY", "not-a-fernet-hunter2-key")
+    with pytest.raises(ValidationError, match="Fernet") as caught:
+        Settings(_env_file=None)
+    assert "hunter2" not in str(caught.value)
+    rotation = f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}"
+    monkeypatch.setenv("ALERTS_SECRET_KEY", rotation)
+    assert Settings(_env_file=None).alerts_secret_key is not None
 
 
 def test_feed_url_must_be_a_websocket(monkeypatch: pytest.MonkeyPatch) -> None:
