@@ -1,0 +1,1 @@
+"""The engine: the rule index, evaluation of feed events, and the loop that records hits."""

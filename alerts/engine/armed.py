@@ -1,0 +1,132 @@
+"""Rules as the engine holds them: one small slotted object per rule, built straight from
+the stored row (already validated when it was written), so a million fit in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from alerts.domain.rules import RuleKind
+
+_KINDS = {k.value: k for k in RuleKind}
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+class Armed:
+    """One enabled rule. Field meaning by kind:
+
+    - price_cross: `a` level, `mode` direction (up/down/any), `source`
+    - price_range: `a` low, `b` high, `mode` on (enter/exit/any), `source`
+    - percent_change: `a` percent, `window` seconds, `mode` direction, `source`
+    - candle_close: `a` level, `mode` above/below, `extra` interval
+    - large_trade: `a` min_quantity, `b` min_notional, `mode` side or None
+    - spread: `a` percent
+    - order: `account`, `extra` statuses (frozenset), `symbol` or None, `mode` side or None
+    - balance: `account`, `extra` currency or None, `mode` condition, `a` amount or None
+    """
+
+    __slots__ = (
+        "a",
+        "account",
+        "b",
+        "cooldown",
+        "every",
+        "expires",
+        "extra",
+        "id",
+        "kind",
+        "last_fired",
+        "mode",
+        "snoozed",
+        "source",
+        "symbol",
+        "user_id",
+        "window",
+    )
+
+    def __init__(self, rule_id: int, user_id: int, kind: RuleKind) -> None:
+        self.id = rule_id
+        self.user_id = user_id
+        self.kind = kind
+        self.symbol: str | None = None
+        self.account: int | None = None
+        self.source = "last"
+        self.mode: str | None = None
+        self.a: Decimal | None = None
+        self.b: Decimal | None = None
+        self.window = 0
+        self.extra: Any = None
+        self.every = False
+        self.cooldown = 0
+        self.expires: float | None = None
+        self.snoozed: float | None = None
+        self.last_fired: float | None = None
+
+    def may_fire(self, now: float) -> bool:
+        """Not expired, not snoozed, and out of its cooldown."""
+        if self.expires is not None and now >= self.expires:
+            return False
+        if self.snoozed is not None and now < self.snoozed:
+            return False
+        return not (
+            self.every and self.last_fired is not None and now < self.last_fired + self.cooldown
+        )
+
+    def __repr__(self) -> str:
+        return f"Armed({self.id}, {self.kind.value}, {self.symbol})"
+
+
+def arm(row: Mapping[str, Any]) -> Armed:
+    """An `Armed` rule from a `rules` row; ValueError if the row cannot be understood."""
+    kind = _KINDS.get(row["kind"])
+    if kind is None:
+        raise ValueError(f"unknown rule kind {row['kind']!r}")
+    p: Mapping[str, Any] = row["params"] or {}
+    rule = Armed(int(row["id"]), int(row["user_id"]), kind)
+    rule.symbol = p.get("symbol")
+    rule.every = row["trigger"] == "every"
+    rule.cooldown = int(row["cooldown_seconds"] or 0)
+    rule.expires = _epoch(row.get("expires_at"))
+    rule.snoozed = _epoch(row.get("snoozed_until"))
+    rule.last_fired = _epoch(row.get("last_fired_at"))
+    source = p.get("source")
+    if source:
+        rule.source = str(source)
+    if kind is RuleKind.PRICE_CROSS:
+        rule.a, rule.mode = _dec(p["level"]), p.get("direction", "any")
+    elif kind is RuleKind.PRICE_RANGE:
+        rule.a, rule.b, rule.mode = _dec(p["low"]), _dec(p["high"]), p.get("on", "any")
+    elif kind is RuleKind.PERCENT_CHANGE:
+        rule.a, rule.mode = _dec(p["percent"]), p.get("direction", "any")
+        rule.window = int(p["window_seconds"])
+    elif kind is RuleKind.CANDLE_CLOSE:
+        rule.a, rule.mode, rule.extra = _dec(p["level"]), p["direction"], p["interval"]
+    elif kind is RuleKind.LARGE_TRADE:
+        rule.a, rule.b, rule.mode = (
+            _dec(p.get("min_quantity")),
+            _dec(p.get("min_notional")),
+            p.get("side"),
+        )
+        if rule.a is None and rule.b is None:
+            raise ValueError("large_trade without a size")
+    elif kind is RuleKind.SPREAD:
+        rule.a = _dec(p["percent"])
+    elif kind is RuleKind.ORDER:
+        rule.account = int(p["account_id"])
+        rule.extra = frozenset(p.get("statuses") or ["FILLED"])
+        rule.mode = p.get("side")
+    elif kind is RuleKind.BALANCE:
+        rule.account = int(p["account_id"])
+        rule.extra = p.get("currency")
+        rule.mode = p.get("condition", "change")
+        rule.a = _dec(p.get("amount"))
+    return rule

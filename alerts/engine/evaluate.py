@@ -1,0 +1,412 @@
+"""Evaluation: (event, rules, state, now) -> hits, with no I/O.
+
+The `Evaluator` holds the enabled rules in per-symbol indexes and the little state the rules
+need (last price per symbol and source, trailing windows, previous spreads and balances). A
+rule that fires with trigger `once` leaves the index at once, so it cannot fire twice while
+its firing is being recorded.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+from alerts.domain.events import BalanceUpdate, Candle, FeedEvent, Order, OrderBook, Ticker, Trade
+from alerts.domain.hits import Hit
+from alerts.domain.rules import RuleKind
+from alerts.domain.values import format_decimal as fmt
+from alerts.engine.armed import Armed
+from alerts.engine.index import SortedRules, Window
+
+_HUNDRED = Decimal(100)
+_SOURCES = ("last", "bid", "ask")
+_SEEN_ORDERS = 50_000
+Key = tuple[str, str]
+_EMPTY = SortedRules()
+
+
+def _inside(rule: Armed, price: Decimal) -> bool:
+    assert rule.a is not None
+    assert rule.b is not None
+    return rule.a <= price <= rule.b
+
+
+class Evaluator:
+    """The rule index and the evaluation of every kind of feed event."""
+
+    def __init__(self) -> None:
+        self.rules: dict[int, Armed] = {}
+        self.prices: dict[Key, Decimal] = {}
+        self.balances: dict[int, dict[str, Decimal]] = {}
+        self.gaps: set[str] = set()
+        self._levels: dict[Key, SortedRules] = {}
+        self._percent: dict[Key, dict[tuple[int, str], SortedRules]] = {}
+        self._windows: dict[tuple[str, str, int], Window] = {}
+        self._candles: dict[tuple[str, str, str], SortedRules] = {}
+        self._last_candle: dict[tuple[str, str], int] = {}
+        self._trades: dict[tuple[str, str], SortedRules] = {}
+        self._spreads: dict[str, SortedRules] = {}
+        self._spread_prev: dict[str, Decimal] = {}
+        self._accounts: dict[int, list[Armed]] = {}
+        self._seen_orders: OrderedDict[tuple[int, str, str], None] = OrderedDict()
+
+    # --- the index ---------------------------------------------------------------------
+
+    def _slots(self, rule: Armed) -> Iterable[tuple[SortedRules, Decimal]]:
+        kind, symbol = rule.kind, rule.symbol or ""
+        if kind is RuleKind.PRICE_CROSS or kind is RuleKind.PRICE_RANGE:
+            index = self._levels.setdefault((symbol, rule.source), SortedRules())
+            assert rule.a is not None
+            yield index, rule.a
+            if rule.b is not None:
+                yield index, rule.b
+        elif kind is RuleKind.PERCENT_CHANGE:
+            groups = self._percent.setdefault((symbol, rule.source), {})
+            assert rule.a is not None
+            yield groups.setdefault((rule.window, rule.mode or "any"), SortedRules()), rule.a
+        elif kind is RuleKind.CANDLE_CLOSE:
+            key = (symbol, str(rule.extra), str(rule.mode))
+            assert rule.a is not None
+            yield self._candles.setdefault(key, SortedRules()), rule.a
+        elif kind is RuleKind.LARGE_TRADE:
+            by = "quantity" if rule.a is not None else "notional"
+            threshold = rule.a if rule.a is not None else rule.b
+            assert threshold is not None
+            yield self._trades.setdefault((symbol, by), SortedRules()), threshold
+        elif kind is RuleKind.SPREAD:
+            assert rule.a is not None
+            yield self._spreads.setdefault(symbol, SortedRules()), rule.a
+
+    def add(self, rule: Armed) -> None:
+        """Arm a rule (replacing any rule with its id)."""
+        self.remove(rule.id)
+        self.rules[rule.id] = rule
+        if rule.kind in (RuleKind.ORDER, RuleKind.BALANCE):
+            assert rule.account is not None
+            self._accounts.setdefault(rule.account, []).append(rule)
+            return
+        for index, key in self._slots(rule):
+            index.add(key, rule)
+
+    def remove(self, rule_id: int) -> Armed | None:
+        """Disarm a rule; returns it, or None if it was not armed."""
+        rule = self.rules.pop(rule_id, None)
+        if rule is None:
+            return None
+        if rule.account is not None:
+            rules = self._accounts.get(rule.account, [])
+            if rule in rules:
+                rules.remove(rule)
+            return rule
+        for index, key in self._slots(rule):
+            index.remove(key, rule)
+        return rule
+
+    # --- evaluation --------------------------------------------------------------------
+
+    def evaluate(self, event: FeedEvent, now: datetime) -> list[Hit]:
+        """Every hit `event` causes at `now`; `once` rules that hit are disarmed."""
+        if isinstance(event, Ticker):
+            hits = self._ticker(event, now)
+        elif isinstance(event, Trade):
+            hits = self._trade(event, now)
+        elif isinstance(event, OrderBook):
+            hits = self._book(event, now)
+        elif isinstance(event, Candle):
+            hits = self._candle(event, now)
+        elif isinstance(event, Order):
+            hits = self._order(event, now)
+        elif isinstance(event, BalanceUpdate):
+            hits = self._balance(event, now)
+        else:
+            hits = []
+        for hit in hits:
+            if hit.once:
+                self.remove(hit.rule_id)
+        return hits
+
+    def _hit(
+        self,
+        rule: Armed,
+        now: datetime,
+        values: dict[str, str],
+        *,
+        after_gap: bool = False,
+        dedup: str | None = None,
+    ) -> Hit:
+        if rule.every:
+            rule.last_fired = now.timestamp()
+        values["time"] = now.isoformat()
+        return Hit(
+            rule_id=rule.id,
+            user_id=rule.user_id,
+            kind=rule.kind.value,
+            symbol=rule.symbol,
+            values=values,
+            fired_at=now,
+            once=not rule.every,
+            after_gap=after_gap,
+            dedup_key=dedup,
+            price_source=rule.source,
+        )
+
+    def _ticker(self, event: Ticker, now: datetime) -> list[Hit]:
+        symbol, hits = event.symbol, []
+        gap = symbol in self.gaps
+        if gap:
+            self.gaps.discard(symbol)
+        t = now.timestamp()
+        for source, price in zip(_SOURCES, (event.last, event.bid, event.ask), strict=True):
+            if price is None:
+                continue
+            key = (symbol, source)
+            previous = self.prices.get(key)
+            self.prices[key] = price
+            if previous is not None and previous != price:
+                index = self._levels.get(key)
+                if index is not None and index.rules:
+                    hits += self._crossings(index, previous, price, t, now, gap)
+            groups = self._percent.get(key)
+            if groups:
+                hits += self._moves(symbol, source, groups, price, t, now)
+        return hits
+
+    def _crossings(
+        self,
+        index: SortedRules,
+        previous: Decimal,
+        price: Decimal,
+        t: float,
+        now: datetime,
+        gap: bool,
+    ) -> list[Hit]:
+        low, high = (previous, price) if previous < price else (price, previous)
+        hits: list[Hit] = []
+        seen: set[int] = set()
+        for rule in index.within(low, high):
+            if rule.id in seen or not rule.may_fire(t):
+                continue
+            seen.add(rule.id)
+            values = {"symbol": rule.symbol or "", "price": fmt(price), "source": rule.source}
+            values["previous"] = fmt(previous)
+            assert rule.a is not None
+            if rule.kind is RuleKind.PRICE_CROSS:
+                level = rule.a
+                if previous < level <= price:
+                    way = "up"
+                elif price <= level < previous:
+                    way = "down"
+                else:
+                    continue
+                if rule.mode != "any" and rule.mode != way:
+                    continue
+                values.update(level=fmt(level), direction=way)
+            else:
+                was, now_in = _inside(rule, previous), _inside(rule, price)
+                if was == now_in:
+                    continue
+                edge = "enter" if now_in else "exit"
+                if rule.mode != "any" and rule.mode != edge:
+                    continue
+                assert rule.b is not None
+                values.update(low=fmt(rule.a), high=fmt(rule.b), direction=edge)
+            hits.append(self._hit(rule, now, values, after_gap=gap))
+        return hits
+
+    def _moves(
+        self,
+        symbol: str,
+        source: str,
+        groups: dict[tuple[int, str], SortedRules],
+        price: Decimal,
+        t: float,
+        now: datetime,
+    ) -> list[Hit]:
+        hits: list[Hit] = []
+        extremes: dict[int, tuple[Decimal, Decimal]] = {}
+        for (seconds, direction), index in groups.items():
+            if not index.rules:
+                continue
+            if seconds not in extremes:
+                window = self._windows.get((symbol, source, seconds))
+                if window is None:
+                    window = self._windows[(symbol, source, seconds)] = Window(seconds)
+                extremes[seconds] = window.push(t, price)
+            lowest, highest = extremes[seconds]
+            rise = (price - lowest) / lowest * _HUNDRED if lowest > 0 else Decimal(0)
+            fall = (highest - price) / highest * _HUNDRED if highest > 0 else Decimal(0)
+            if direction == "up" or (direction == "any" and rise >= fall):
+                move, reference, way = rise, lowest, "up"
+            else:
+                move, reference, way = fall, highest, "down"
+            if move <= 0:
+                continue
+            for rule in index.at_most(move):
+                if not rule.may_fire(t):
+                    continue
+                signed = move if way == "up" else -move
+                values = {
+                    "symbol": symbol,
+                    "price": fmt(price),
+                    "source": source,
+                    "percent": fmt(rule.a or Decimal(0)),
+                    "change": fmt(signed.quantize(Decimal("0.01"))),
+                    "window": str(seconds),
+                    "direction": way,
+                    "reference": fmt(reference),
+                }
+                hits.append(self._hit(rule, now, values))
+        return hits
+
+    def _trade(self, event: Trade, now: datetime) -> list[Hit]:
+        hits: list[Hit] = []
+        t, notional = now.timestamp(), event.notional
+        side = event.side.value if event.side is not None else None
+        candidates = [
+            *self._trades.get((event.symbol, "quantity"), _EMPTY).at_most(event.quantity),
+            *self._trades.get((event.symbol, "notional"), _EMPTY).at_most(notional),
+        ]
+        for rule in candidates:
+            if rule.b is not None and notional < rule.b:
+                continue
+            if rule.mode is not None and rule.mode != side:
+                continue
+            if not rule.may_fire(t):
+                continue
+            values = {
+                "symbol": event.symbol,
+                "price": fmt(event.price),
+                "quantity": fmt(event.quantity),
+                "notional": fmt(notional),
+                "side": side or "",
+            }
+            hits.append(self._hit(rule, now, values, dedup=event.trade_id))
+        return hits
+
+    def _book(self, event: OrderBook, now: datetime) -> list[Hit]:
+        bid, ask = event.best_bid, event.best_ask
+        if bid is None or ask is None or bid + ask <= 0:
+            return []
+        spread = (ask - bid) / ((ask + bid) / 2) * _HUNDRED
+        previous = self._spread_prev.get(event.symbol, Decimal(0))
+        self._spread_prev[event.symbol] = spread
+        index = self._spreads.get(event.symbol)
+        if index is None or spread <= previous:
+            return []
+        t, hits = now.timestamp(), []
+        for rule in index.from_up_to(previous, spread):
+            if not rule.may_fire(t):
+                continue
+            values = {
+                "symbol": event.symbol,
+                "bid": fmt(bid),
+                "ask": fmt(ask),
+                "spread": fmt(ask - bid),
+                "percent": fmt(spread.quantize(Decimal("0.0001"))),
+            }
+            hits.append(self._hit(rule, now, values))
+        return hits
+
+    def _candle(self, event: Candle, now: datetime) -> list[Hit]:
+        if not event.closed:
+            return []
+        opened = event.open_time or event.close_time or 0
+        seen_key = (event.symbol, event.interval)
+        if self._last_candle.get(seen_key, -1) >= opened:
+            return []  # the same closed candle again (a snapshot after a resubscribe)
+        self._last_candle[seen_key] = opened
+        t, hits = now.timestamp(), []
+        above = self._candles.get((event.symbol, event.interval, "above"))
+        below = self._candles.get((event.symbol, event.interval, "below"))
+        candidates = [
+            *(above.below(event.close) if above else []),
+            *(below.above(event.close) if below else []),
+        ]
+        for rule in candidates:
+            if not rule.may_fire(t):
+                continue
+            values = {
+                "symbol": event.symbol,
+                "price": fmt(event.close),
+                "close": fmt(event.close),
+                "open": fmt(event.open),
+                "interval": event.interval,
+                "level": fmt(rule.a or Decimal(0)),
+                "direction": str(rule.mode),
+            }
+            hits.append(self._hit(rule, now, values, dedup=f"{event.interval}:{opened}"))
+        return hits
+
+    def _order(self, event: Order, now: datetime) -> list[Hit]:
+        account = int(event.account) if event.account and event.account.isdigit() else None
+        if account is None:
+            return []
+        seen = (account, event.order_id, event.status.value)
+        if seen in self._seen_orders:
+            return []  # the same status pushed again
+        self._seen_orders[seen] = None
+        if len(self._seen_orders) > _SEEN_ORDERS:
+            self._seen_orders.popitem(last=False)
+        t, hits = now.timestamp(), []
+        side = event.side.value if event.side is not None else None
+        for rule in list(self._accounts.get(account, ())):
+            if rule.kind is not RuleKind.ORDER or event.status.value not in rule.extra:
+                continue
+            if (rule.symbol and rule.symbol != event.symbol) or (rule.mode and rule.mode != side):
+                continue
+            if not rule.may_fire(t):
+                continue
+            values = {
+                "symbol": event.symbol,
+                "order_id": event.order_id,
+                "status": event.status.value,
+                "side": side or "",
+                "type": event.type or "",
+                "price": fmt(event.price) if event.price is not None else "",
+                "quantity": fmt(event.quantity) if event.quantity is not None else "",
+                "executed": fmt(event.executed_quantity) if event.executed_quantity else "0",
+                "average_price": fmt(event.average_price) if event.average_price else "",
+                "account": str(account),
+            }
+            hit = self._hit(rule, now, values, dedup=f"{event.order_id}:{event.status.value}")
+            hits.append(hit)
+        return hits
+
+    def _balance(self, event: BalanceUpdate, now: datetime) -> list[Hit]:
+        account = int(event.account) if event.account and event.account.isdigit() else None
+        if account is None:
+            return []
+        known = self.balances.setdefault(account, {})
+        rules = [r for r in self._accounts.get(account, ()) if r.kind is RuleKind.BALANCE]
+        t, hits = now.timestamp(), []
+        for balance in event.balances:
+            before, after = known.get(balance.currency), balance.total
+            known[balance.currency] = after
+            if before is None or before == after:
+                continue
+            for rule in rules:
+                if rule.extra and rule.extra != balance.currency:
+                    continue
+                if not (_balance_fires(rule, before, after) and rule.may_fire(t)):
+                    continue
+                values = {
+                    "currency": balance.currency,
+                    "before": fmt(before),
+                    "after": fmt(after),
+                    "change": fmt(after - before),
+                    "amount": fmt(rule.a) if rule.a is not None else "",
+                    "account": str(account),
+                }
+                hits.append(self._hit(rule, now, values))
+        return hits
+
+
+def _balance_fires(rule: Armed, before: Decimal, after: Decimal) -> bool:
+    amount = rule.a
+    if rule.mode == "below":
+        return amount is not None and before >= amount > after
+    if rule.mode == "above":
+        return amount is not None and before <= amount < after
+    return amount is None or abs(after - before) >= amount
