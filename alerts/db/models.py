@@ -227,3 +227,14 @@ class DeliveryAttempt(SQLModel, table=True):
     outcome: str = Field(max_length=10)
     error: str | None = Field(default=None, sa_type=Text)
     duration_ms: int = 0
+
+
+class EngineState(SQLModel, table=True):
+    """Small pieces of engine memory that must survive a restart (e.g. an account's last
+    balances, so a change during the downtime is still noticed)."""
+
+    __tablename__ = "engine_state"
+
+    key: str = Field(primary_key=True, max_length=100)
+    value: dict[str, Any] = Field(sa_type=JSON)
+    updated_at: datetime = _created()

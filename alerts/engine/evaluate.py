@@ -41,6 +41,7 @@ class Evaluator:
         self.prices: dict[Key, Decimal] = {}
         self.balances: dict[int, dict[str, Decimal]] = {}
         self.gaps: set[str] = set()
+        self.disarmed: list[Armed] = []
         self._levels: dict[Key, SortedRules] = {}
         self._percent: dict[Key, dict[tuple[int, str], SortedRules]] = {}
         self._windows: dict[tuple[str, str, int], Window] = {}
@@ -91,7 +92,8 @@ class Evaluator:
             index.add(key, rule)
 
     def remove(self, rule_id: int) -> Armed | None:
-        """Disarm a rule; returns it, or None if it was not armed."""
+        """Disarm a rule; returns it, or None if it was not armed. (Rules that `evaluate`
+        disarms itself are also listed in `disarmed`, for the caller to collect.)"""
         rule = self.rules.pop(rule_id, None)
         if rule is None:
             return None
@@ -124,7 +126,9 @@ class Evaluator:
             hits = []
         for hit in hits:
             if hit.once:
-                self.remove(hit.rule_id)
+                gone = self.remove(hit.rule_id)
+                if gone is not None:
+                    self.disarmed.append(gone)
         return hits
 
     def _hit(

@@ -1,0 +1,250 @@
+"""Everything the engine reads from and writes to the database (synchronous; the runner calls
+it from a worker thread). Hits are recorded with their rule's state change and the prices
+they were computed from, in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, func
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from alerts.db.models import Account, EngineState, Event, Rule, RuleChange
+from alerts.db.models import Ticker as TickerRow
+from alerts.db.outbox import delivery_targets, record_event, rule_destination_ids
+from alerts.db.session import Database
+from alerts.domain.events import Ticker, utc
+from alerts.domain.hits import Hit
+from alerts.engine.armed import Armed, arm
+
+logger = logging.getLogger("alerts.engine")
+
+_RULE_COLUMNS = (
+    col(Rule.id),
+    col(Rule.user_id),
+    col(Rule.kind),
+    col(Rule.params),
+    col(Rule.trigger),
+    col(Rule.cooldown_seconds),
+    col(Rule.expires_at),
+    col(Rule.snoozed_until),
+    col(Rule.last_fired_at),
+)
+
+
+def _armed(rows: Any) -> Iterator[Armed]:
+    for row in rows:
+        try:
+            yield arm(row._mapping)
+        except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
+            logger.warning("rule %s skipped: stored fields not understood (%s)", row.id, exc)
+
+
+def load_rules(db: Database, batch: int = 20_000) -> Iterator[Armed]:
+    """Every enabled rule, streamed in batches."""
+    with db.engine.connect() as conn:
+        result = conn.execution_options(yield_per=batch).execute(
+            sa_select(*_RULE_COLUMNS).where(col(Rule.enabled))
+        )
+        yield from _armed(result)
+
+
+def latest_change(db: Database) -> int:
+    """The id of the newest rule change (0 if none)."""
+    with db.engine.connect() as conn:
+        newest = sa_select(func.coalesce(func.max(col(RuleChange.id)), 0))
+        return int(conn.execute(newest).scalar_one() or 0)
+
+
+def changes_since(db: Database, after: int) -> tuple[int, dict[int, Armed | None]]:
+    """Rules changed after change `after`: their current armed form, or None when they are
+    deleted or disabled; and the newest change id seen."""
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            sa_select(col(RuleChange.id), col(RuleChange.rule_id))
+            .where(col(RuleChange.id) > after)
+            .order_by(col(RuleChange.id))
+            .limit(10_000)
+        ).all()
+        if not rows:
+            return after, {}
+        ids = sorted({r.rule_id for r in rows})
+        current: dict[int, Armed | None] = dict.fromkeys(ids)
+        fresh = conn.execute(
+            sa_select(*_RULE_COLUMNS).where(col(Rule.id).in_(ids), col(Rule.enabled))
+        )
+        for rule in _armed(fresh):
+            current[rule.id] = rule
+        return int(rows[-1].id), current
+
+
+def load_prices(db: Database) -> dict[tuple[str, str], Decimal]:
+    """The last persisted price per symbol and source."""
+    prices: dict[tuple[str, str], Decimal] = {}
+    with db.session() as session:
+        for row in session.exec(select(TickerRow)):
+            for source in ("last", "bid", "ask"):
+                value = getattr(row, source)
+                if value is not None:
+                    prices[(row.symbol, source)] = value
+    return prices
+
+
+def load_balances(db: Database) -> dict[int, dict[str, Decimal]]:
+    """The last persisted balances per account."""
+    balances: dict[int, dict[str, Decimal]] = {}
+    with db.session() as session:
+        rows = session.exec(select(EngineState).where(col(EngineState.key).like("balances:%")))
+        for row in rows:
+            account = int(row.key.split(":", 1)[1])
+            balances[account] = {k: Decimal(v) for k, v in row.value.items()}
+    return balances
+
+
+def _upsert(session: Session, table: Any, rows: list[dict[str, Any]], key: str) -> None:
+    if not rows:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(rows)
+    columns = {c: stmt.excluded[c] for c in rows[0] if c != key}
+    session.execute(stmt.on_conflict_do_update(index_elements=[key], set_=columns))
+
+
+def _record_hit(session: Session, hit: Hit) -> int | None:
+    rule = session.get(Rule, hit.rule_id)
+    if rule is None or not rule.enabled:
+        return None  # deleted or paused between evaluation and recording
+    if hit.dedup_key is not None:
+        seen = session.exec(
+            select(Event.id).where(Event.rule_id == hit.rule_id, Event.dedup_key == hit.dedup_key)
+        ).first()
+        if seen is not None:
+            return None  # the same occurrence, already recorded (e.g. before a restart)
+    values = {**hit.values, "rule": rule.name, "kind": rule.kind}
+    targets = delivery_targets(session, rule.user_id, rule_destination_ids(session, rule.id or 0))
+    event, _ = record_event(
+        session,
+        user_id=rule.user_id,
+        rule_id=rule.id,
+        rule_name=rule.name,
+        kind=rule.kind,
+        symbol=hit.symbol,
+        values=values,
+        destination_ids=targets,
+        now=hit.fired_at,
+        after_gap=hit.after_gap,
+        dedup_key=hit.dedup_key,
+    )
+    rule.fire_count += 1
+    rule.last_fired_at = hit.fired_at
+    if hit.once:
+        rule.enabled = False
+        rule.updated_at = hit.fired_at
+    session.add(rule)
+    return event.id
+
+
+def record(
+    db: Database,
+    hits: list[Hit],
+    prices: Mapping[str, Ticker],
+    balances: Mapping[int, Mapping[str, Decimal]],
+    now: datetime,
+) -> list[int]:
+    """Record hits (event, deliveries, rule state) and the state they came from, atomically."""
+    with db.session() as session:
+        events = [e for e in (_record_hit(session, hit) for hit in hits) if e is not None]
+        _upsert(
+            session,
+            TickerRow,
+            [
+                {
+                    "symbol": t.symbol,
+                    "last": t.last,
+                    "bid": t.bid,
+                    "ask": t.ask,
+                    "change_percent": t.day.change_percent if t.day else None,
+                    "exchange_time": utc(t.timestamp),
+                    "updated_at": now,
+                }
+                for t in prices.values()
+            ],
+            "symbol",
+        )
+        _upsert(
+            session,
+            EngineState,
+            [
+                {
+                    "key": f"balances:{account}",
+                    "value": {k: format(v, "f") for k, v in values.items()},
+                    "updated_at": now,
+                }
+                for account, values in balances.items()
+            ],
+            "key",
+        )
+        session.commit()
+        return events
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """What the engine needs to open an account's private connection."""
+
+    id: int
+    user_id: int
+    status: str
+    token_sealed: str
+    updated_at: datetime
+
+
+def accounts(db: Database, ids: set[int]) -> dict[int, AccountInfo]:
+    """The named accounts' connection details."""
+    if not ids:
+        return {}
+    with db.session() as session:
+        rows = session.exec(select(Account).where(col(Account.id).in_(sorted(ids))))
+        return {
+            row.id: AccountInfo(row.id, row.user_id, row.status, row.token_sealed, row.updated_at)
+            for row in rows
+            if row.id is not None
+        }
+
+
+def reject_account(db: Database, account_id: int, reason: str, now: datetime) -> bool:
+    """Mark an account's token refused and tell its owner, once; False if already marked."""
+    with db.session() as session:
+        row = session.get(Account, account_id)
+        if row is None or row.status == "rejected":
+            return False
+        row.status, row.status_reason, row.updated_at = "rejected", reason[:300], now
+        session.add(row)
+        targets = delivery_targets(session, row.user_id, [])
+        record_event(
+            session,
+            user_id=row.user_id,
+            rule_id=None,
+            rule_name=f"account {row.name}",
+            kind="account",
+            symbol=None,
+            values={"account": row.name, "status": "rejected", "reason": reason[:300]},
+            destination_ids=targets,
+            now=now,
+        )
+        session.commit()
+        return True
+
+
+def prune_changes(db: Database, before: datetime) -> None:
+    """Forget rule changes older than `before` (every engine has long seen them)."""
+    with db.session() as session:
+        session.execute(delete(RuleChange).where(col(RuleChange.changed_at) < before))
+        session.commit()
