@@ -28,7 +28,6 @@ EXIT_UNAVAILABLE = 4
 # Parts of the service that later releases add; each command says so plainly until then.
 _PENDING_PARTS = {
     "run": "the whole service (API, engine, delivery, bot)",
-    "engine": "the rule engine",
     "worker": "the delivery worker",
     "bot": "the Telegram bot",
 }
@@ -66,8 +65,12 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1)")
         sub.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
         sub.set_defaults(handler=handler)
+    commands.add_parser(
+        "engine",
+        help="run the rule engine alone (the database must be migrated)",
+        description="run the rule engine alone (the database must be migrated)",
+    ).set_defaults(handler=_engine)
     for name, summary in (
-        ("engine", "run the rule engine alone"),
         ("worker", "run a delivery worker alone"),
         ("bot", "run the Telegram bot alone"),
     ):
@@ -271,6 +274,51 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
     logger.info("REST API on http://%s:%s (docs at /docs)", args.host, args.port)
     uvicorn.Server(config).run()
     return EXIT_OK
+
+
+def _engine(args: argparse.Namespace, settings: Settings) -> int:
+    from alerts.db.migrate import is_current
+
+    if not is_current(settings.database_url):
+        print(
+            "alerts engine: the database is not migrated to the latest revision: "
+            "run `alerts db upgrade` first",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    asyncio.run(_run_engine(settings))
+    return EXIT_OK
+
+
+async def _run_engine(settings: Settings) -> None:
+    import signal
+
+    from alerts.db.session import Database
+    from alerts.engine.runner import Engine, EngineConfig
+    from alerts.feed import FeedConfig
+    from alerts.security import SecretBox
+
+    secret = settings.alerts_secret_key
+    feed = FeedConfig(
+        url=settings.xrocket_ws_url,
+        ping_interval=settings.feed_ping_interval,
+        stale_timeout=settings.feed_stale_timeout,
+    )
+    db = Database(settings.database_url)
+    engine = Engine(
+        db, EngineConfig(feed=feed), SecretBox(secret.get_secret_value() if secret else None)
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    await engine.start()
+    try:
+        await stopping.wait()
+    finally:
+        logger.info("stopping the engine")
+        await engine.stop()
+        db.dispose()
 
 
 def _not_available(args: argparse.Namespace, settings: Settings) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine, inspect
+from sqlmodel import select
 
 from alerts.domain.events import Ticker
 from alerts.feed import FeedClient, Subscription
@@ -46,7 +47,7 @@ def test_help_lists_every_contract_command() -> None:
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("command", ["run", "engine", "worker", "bot"])
+@pytest.mark.parametrize("command", ["run", "worker", "bot"])
 def test_parts_from_later_releases_say_so_and_fail(command: str) -> None:
     result = run_cli(command)
     assert result.returncode == 3
@@ -162,3 +163,54 @@ def test_api_serves_a_migrated_database(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+async def test_engine_runs_rules_from_the_database_and_stops_on_sigterm(tmp_path: Path) -> None:
+    from alerts.db.migrate import upgrade
+    from alerts.db.models import Event, Rule, User
+    from alerts.db.session import Database
+    from alerts.simulator import Simulator, SimulatorConfig
+
+    database_url = f"sqlite:///{tmp_path}/engine.db"
+    refused = run_cli("engine", env={"DATABASE_URL": database_url})
+    assert refused.returncode == 2 and "alerts db upgrade" in refused.stderr
+    upgrade(database_url)
+    db = Database(database_url)
+    with db.session() as session:
+        user = User(name="cli")
+        session.add(user)
+        session.flush()
+        params = {"symbol": "BTC-USDT", "level": "70500", "direction": "up", "source": "last"}
+        session.add(
+            Rule(
+                user_id=user.id or 0, kind="price_cross", name="x", symbol="BTC-USDT", params=params
+            )
+        )
+        session.commit()
+    async with Simulator(SimulatorConfig(tick_interval=3600)) as sim:
+        sim.set_price("BTC-USDT", Decimal(70000))
+        env = {**os.environ, "DATABASE_URL": database_url, "XROCKET_WS_URL": sim.url}
+        process = await asyncio.create_subprocess_exec(
+            *ALERTS, "engine", env=env, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            await eventually(
+                lambda: any(
+                    k == ("ticker", "BTC-USDT", "1day") for ks in sim.subscriptions() for k in ks
+                ),
+                timeout=20,
+                message="the engine subscribes to what its rule needs",
+            )
+            sim.set_price("BTC-USDT", Decimal(71000))
+
+            def fired() -> bool:
+                with db.session() as session:
+                    return len(session.exec(select(Event)).all()) == 1
+
+            await eventually(fired, timeout=10, message="the rule fired")
+        finally:
+            process.terminate()
+            _, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    assert b"armed 1 rules" in stderr
+    db.dispose()
