@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from decimal import Decimal
 
@@ -373,3 +374,22 @@ async def test_stop_while_connecting_ends_run() -> None:
         await client.stop()
         await asyncio.wait_for(task, 3)
         assert not client.ready
+
+
+async def test_cancelling_run_takes_the_keepalive_down_with_it() -> None:
+    async with Simulator(SimulatorConfig(tick_interval=3600)) as sim:
+        client = FeedClient(fast_config(sim.url, ping_interval=0.05), Collector())
+        task = asyncio.create_task(client.run())
+        await eventually(lambda: client.ready, message="ready")
+        before = {
+            t for t in asyncio.all_tasks() if t.get_coro().__qualname__.startswith("FeedClient")
+        }
+        assert before  # the run task and its helpers
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.2)  # several ping intervals
+        assert all(t.done() for t in before)
+        # Cancelled with the run, not left to fail on its own with nobody to see it.
+        failed = [t for t in before if not t.cancelled() and t.exception() is not None]
+        assert failed == []

@@ -249,7 +249,15 @@ class FeedClient:
     async def _race(self, reader: asyncio.Task[None], work: Coroutine[Any, Any, T]) -> T:
         """Run `work` while the reader lives; if the reader ends first, so does `work`."""
         task = asyncio.create_task(work)
-        await asyncio.wait({reader, task}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({reader, task}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            # Cancelled from outside: take `work` down too, or it would outlive the session
+            # and fail later with nobody to see it.
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *_RECOVERABLE):
+                await task
+            raise
         if task.done():
             return task.result()
         task.cancel()
