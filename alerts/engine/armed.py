@@ -3,6 +3,7 @@ the stored row (already validated when it was written), so a million fit in memo
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -11,6 +12,11 @@ from typing import Any
 from alerts.domain.rules import RuleKind
 
 _KINDS = {k.value: k for k in RuleKind}
+
+
+def _text(value: Any) -> Any:
+    # Interned: a million rules share a few hundred symbol and mode strings.
+    return sys.intern(value) if isinstance(value, str) else value
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -87,26 +93,51 @@ class Armed:
 
 def arm(row: Mapping[str, Any]) -> Armed:
     """An `Armed` rule from a `rules` row; ValueError if the row cannot be understood."""
-    kind = _KINDS.get(row["kind"])
+    return arm_fields(
+        row["id"],
+        row["user_id"],
+        row["kind"],
+        row["params"],
+        row["trigger"],
+        row["cooldown_seconds"],
+        row.get("expires_at"),
+        row.get("snoozed_until"),
+        row.get("last_fired_at"),
+    )
+
+
+def arm_fields(
+    rule_id: int,
+    user_id: int,
+    kind_name: str,
+    p: Mapping[str, Any],
+    trigger: str,
+    cooldown: int | None,
+    expires_at: datetime | None,
+    snoozed_until: datetime | None,
+    last_fired_at: datetime | None,
+) -> Armed:
+    """`arm` from the columns themselves (the start-up load's fast path)."""
+    kind = _KINDS.get(kind_name)
     if kind is None:
-        raise ValueError(f"unknown rule kind {row['kind']!r}")
-    p: Mapping[str, Any] = row["params"] or {}
-    rule = Armed(int(row["id"]), int(row["user_id"]), kind)
-    rule.symbol = p.get("symbol")
-    rule.every = row["trigger"] == "every"
-    rule.cooldown = int(row["cooldown_seconds"] or 0)
-    rule.expires = _epoch(row.get("expires_at"))
-    rule.snoozed = _epoch(row.get("snoozed_until"))
-    rule.last_fired = _epoch(row.get("last_fired_at"))
+        raise ValueError(f"unknown rule kind {kind_name!r}")
+    p = p or {}
+    rule = Armed(int(rule_id), int(user_id), kind)
+    rule.symbol = _text(p.get("symbol"))
+    rule.every = trigger == "every"
+    rule.cooldown = int(cooldown or 0)
+    rule.expires = _epoch(expires_at)
+    rule.snoozed = _epoch(snoozed_until)
+    rule.last_fired = _epoch(last_fired_at)
     source = p.get("source")
     if source:
-        rule.source = str(source)
+        rule.source = _text(str(source))
     if kind is RuleKind.PRICE_CROSS:
-        rule.a, rule.mode = _dec(p["level"]), p.get("direction", "any")
+        rule.a, rule.mode = _dec(p["level"]), _text(p.get("direction", "any"))
     elif kind is RuleKind.PRICE_RANGE:
-        rule.a, rule.b, rule.mode = _dec(p["low"]), _dec(p["high"]), p.get("on", "any")
+        rule.a, rule.b, rule.mode = _dec(p["low"]), _dec(p["high"]), _text(p.get("on", "any"))
     elif kind is RuleKind.PERCENT_CHANGE:
-        rule.a, rule.mode = _dec(p["percent"]), p.get("direction", "any")
+        rule.a, rule.mode = _dec(p["percent"]), _text(p.get("direction", "any"))
         rule.window = int(p["window_seconds"])
     elif kind is RuleKind.CANDLE_CLOSE:
         rule.a, rule.mode, rule.extra = _dec(p["level"]), p["direction"], p["interval"]

@@ -91,6 +91,29 @@ class Evaluator:
         for index, key in self._slots(rule):
             index.add(key, rule)
 
+    def add_many(self, rules: Iterable[Armed]) -> int:
+        """Arm many new rules at once (a start-up load): sorts each index once at the end."""
+        touched: set[int] = set()
+        indexes: list[SortedRules] = []
+        count = 0
+        for rule in rules:
+            if rule.id in self.rules:
+                self.add(rule)
+                continue
+            self.rules[rule.id] = rule
+            count += 1
+            if rule.account is not None:
+                self._accounts.setdefault(rule.account, []).append(rule)
+                continue
+            for index, key in self._slots(rule):
+                index.append(key, rule)
+                if id(index) not in touched:
+                    touched.add(id(index))
+                    indexes.append(index)
+        for index in indexes:
+            index.sort()
+        return count
+
     def remove(self, rule_id: int) -> Armed | None:
         """Disarm a rule; returns it, or None if it was not armed. (Rules that `evaluate`
         disarms itself are also listed in `disarmed`, for the caller to collect.)"""

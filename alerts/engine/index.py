@@ -28,6 +28,17 @@ class SortedRules:
         self.keys.insert(i, key)
         self.rules.insert(i, rule)
 
+    def append(self, key: Decimal, rule: Armed) -> None:
+        """Add without keeping order: for bulk loads, which call `sort()` once at the end."""
+        self.keys.append(key)
+        self.rules.append(rule)
+
+    def sort(self) -> None:
+        """Restore key order after `append`s."""
+        order = sorted(range(len(self.keys)), key=self.keys.__getitem__)
+        self.keys = [self.keys[i] for i in order]
+        self.rules = [self.rules[i] for i in order]
+
     def remove(self, key: Decimal, rule: Armed) -> bool:
         """Take `rule` out from under `key`; False if it was not there."""
         i, j = bisect_left(self.keys, key), bisect_right(self.keys, key)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -88,6 +89,7 @@ class Engine:
         self.recorded = 0
         self.loaded = 0
         self._subs: Counter[Subscription] = Counter()
+        self._sub_cache: dict[tuple[object, ...], Subscription | None] = {}
         self._accounts: Counter[int] = Counter()
         self._refused: dict[int, datetime] = {}
         self._pending: list[Hit] = []
@@ -105,7 +107,10 @@ class Engine:
         if rule.account is not None:
             self._accounts[rule.account] += delta
             return
-        sub = subscription_for(rule, self.config.orderbook_depth)
+        key = (rule.kind, rule.symbol, rule.extra)
+        sub = self._sub_cache.get(key)
+        if sub is None:
+            sub = self._sub_cache[key] = subscription_for(rule, self.config.orderbook_depth)
         if sub is not None:
             self._subs[sub] += delta
 
@@ -165,9 +170,16 @@ class Engine:
         await self._sync()
 
     def _load_rules(self) -> None:
-        for rule in store.load_rules(self.db):
-            self.arm(rule)
-        self.loaded = len(self.evaluator.rules)
+        self.loaded = self.evaluator.add_many(self._counted(store.load_rules(self.db)))
+        # A million long-lived rule objects would make every full garbage collection walk
+        # them all; frozen, the collector leaves them alone.
+        gc.collect()
+        gc.freeze()
+
+    def _counted(self, rules: Iterable[Armed]) -> Iterator[Armed]:
+        for rule in rules:
+            self._count(rule, 1)
+            yield rule
 
     async def stop(self) -> None:
         """Disconnect, record what is pending, and stop."""
