@@ -165,13 +165,16 @@ def test_api_serves_a_migrated_database(tmp_path: Path) -> None:
         process.wait(10)
 
 
-async def test_engine_runs_rules_from_the_database_and_stops_on_sigterm(tmp_path: Path) -> None:
+async def test_engine_process_follows_rules_created_through_the_api(database_url: str) -> None:
+    """`alerts engine` as its own process: rules from the database at start, and a rule the
+    API creates meanwhile takes effect within a second; SIGTERM stops it cleanly."""
     from alerts.db.migrate import upgrade
     from alerts.db.models import Event, Rule, User
     from alerts.db.session import Database
     from alerts.simulator import Simulator, SimulatorConfig
+    from api.app import create_app
+    from tests.api_helpers import ADMIN_TOKEN, make_settings
 
-    database_url = f"sqlite:///{tmp_path}/engine.db"
     refused = run_cli("engine", env={"DATABASE_URL": database_url})
     assert refused.returncode == 2 and "alerts db upgrade" in refused.stderr
     upgrade(database_url)
@@ -181,33 +184,46 @@ async def test_engine_runs_rules_from_the_database_and_stops_on_sigterm(tmp_path
         session.add(user)
         session.flush()
         params = {"symbol": "BTC-USDT", "level": "70500", "direction": "up", "source": "last"}
-        session.add(
-            Rule(
-                user_id=user.id or 0, kind="price_cross", name="x", symbol="BTC-USDT", params=params
-            )
+        rule = Rule(
+            user_id=user.id or 0, kind="price_cross", name="x", symbol="BTC-USDT", params=params
         )
+        session.add(rule)
         session.commit()
+
+    def events() -> int:
+        with db.session() as session:
+            return len(session.exec(select(Event)).all())
+
+    def subscribed(symbol: str) -> bool:
+        return any(("ticker", symbol, "1day") == k for ks in sim.subscriptions() for k in ks)
+
     async with Simulator(SimulatorConfig(tick_interval=3600)) as sim:
         sim.set_price("BTC-USDT", Decimal(70000))
+        sim.set_price("TON-USDT", Decimal(5))
         env = {**os.environ, "DATABASE_URL": database_url, "XROCKET_WS_URL": sim.url}
         process = await asyncio.create_subprocess_exec(
             *ALERTS, "engine", env=env, stderr=asyncio.subprocess.PIPE
         )
         try:
-            await eventually(
-                lambda: any(
-                    k == ("ticker", "BTC-USDT", "1day") for ks in sim.subscriptions() for k in ks
-                ),
-                timeout=20,
-                message="the engine subscribes to what its rule needs",
-            )
+            await eventually(lambda: subscribed("BTC-USDT"), timeout=20, message="started")
             sim.set_price("BTC-USDT", Decimal(71000))
+            await eventually(lambda: events() == 1, timeout=10, message="the stored rule fired")
 
-            def fired() -> bool:
-                with db.session() as session:
-                    return len(session.exec(select(Event)).all()) == 1
-
-            await eventually(fired, timeout=10, message="the rule fired")
+            app = create_app(make_settings(database_url, sim.url), db=db)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as api:
+                admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+                key = (await api.post("/v1/users", json={"name": "b"}, headers=admin)).json()
+                body = {"kind": "price_cross", "symbol": "TON-USDT", "level": "6"}
+                started = time.monotonic()
+                r = await api.post(
+                    "/v1/rules", json=body, headers={"Authorization": f"Bearer {key['api_key']}"}
+                )
+                assert r.status_code == 201
+            await eventually(lambda: subscribed("TON-USDT"), timeout=1.0, message="live rule")
+            print(f"rule created -> engine subscribed: {time.monotonic() - started:.3f} s")
+            sim.set_price("TON-USDT", Decimal(7))
+            await eventually(lambda: events() == 2, timeout=5, message="the new rule fired")
         finally:
             process.terminate()
             _, stderr = await process.communicate()

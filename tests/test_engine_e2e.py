@@ -239,5 +239,16 @@ async def test_a_refused_token_marks_the_account_and_tells_its_owner_once(world:
         with world.db.session() as session:
             notices = session.exec(select(Event).where(col(Event.kind) == "account")).all()
             assert len(notices) == 1 and notices[0].values["status"] == "rejected"
+
+        # A replaced token is verified by the API, and the engine connects again.
+        world.sim.config.tokens["fresh-token-SECRET"] = 101
+        r = await world.client.patch(
+            f"/v1/accounts/{account['id']}",
+            json={"token": "fresh-token-SECRET"},
+            headers=world.headers,
+        )
+        assert r.status_code == 200 and r.json()["status"] == "active"
+        await eventually(lambda: account["id"] in engine.private, message="reconnected")
+        await world.subscribed("activeOrders")
     finally:
         await engine.stop()
