@@ -1,0 +1,71 @@
+"""Telegram's limits, kept on our side: about 30 messages a second per bot, one a second per
+private chat, 20 a minute per group; and any `retry_after` Telegram asks for, per chat or
+for the whole bot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Messages per window: for the bot, per private chat, per group."""
+
+    bot_per_second: float = 29.0
+    private_interval: float = 1.0
+    group_per_minute: int = 20
+    group_window: float = 60.0
+
+
+class RateLimiter:
+    """Waits until a message to `chat_id` is within every limit, then books it."""
+
+    def __init__(self, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic):
+        self.limits = limits or Limits()
+        self.clock = clock
+        self._bot_next = 0.0
+        self._chat_next: dict[int, float] = {}
+        self._groups: dict[int, deque[float]] = {}
+        self._paused_until = 0.0
+
+    def pause(self, seconds: float, chat_id: int | None = None) -> None:
+        """Honour a `retry_after`: for one chat, or (no chat) for the whole bot."""
+        until = self.clock() + seconds
+        if chat_id is None:
+            self._paused_until = max(self._paused_until, until)
+        else:
+            self._chat_next[chat_id] = max(self._chat_next.get(chat_id, 0.0), until)
+
+    def delay(self, chat_id: int) -> float:
+        """Seconds until a message to `chat_id` may go (0 if now)."""
+        now = self.clock()
+        ready = max(self._bot_next, self._paused_until, self._chat_next.get(chat_id, 0.0))
+        if chat_id < 0:
+            sent = self._groups.get(chat_id)
+            if sent:
+                while sent and sent[0] <= now - self.limits.group_window:
+                    sent.popleft()
+                if len(sent) >= self.limits.group_per_minute:
+                    ready = max(ready, sent[0] + self.limits.group_window)
+        return max(0.0, ready - now)
+
+    def book(self, chat_id: int) -> None:
+        """Count a message to `chat_id` as sent now."""
+        now = self.clock()
+        self._bot_next = max(self._bot_next, now) + 1.0 / self.limits.bot_per_second
+        if chat_id < 0:
+            self._groups.setdefault(chat_id, deque()).append(now)
+        else:
+            self._chat_next[chat_id] = now + self.limits.private_interval
+
+    async def acquire(self, chat_id: int) -> None:
+        """Wait for a slot for `chat_id` and take it. Checking and booking happen with no await
+        in between, so concurrent callers never both take the same slot; a chat that must wait
+        holds up no other chat."""
+        while (wait := self.delay(chat_id)) > 0:  # noqa: ASYNC110  (a timed wait, not a flag)
+            await asyncio.sleep(wait)
+        self.book(chat_id)

@@ -1,0 +1,291 @@
+"""Delivery through a local fake Bot API server and real Apprise targets, over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+from sqlmodel import select
+
+from alerts.db.migrate import upgrade
+from alerts.db.models import Delivery, DeliveryAttempt, Destination, Rule, User
+from alerts.db.outbox import record_event
+from alerts.db.session import Database
+from alerts.delivery.queue import claim
+from alerts.delivery.ratelimit import Limits, RateLimiter
+from alerts.delivery.telegram import TelegramNotifier
+from alerts.delivery.worker import DeliveryWorker, WorkerConfig
+from alerts.feed.backoff import Backoff
+from alerts.security import SecretBox
+from tests.api_helpers import SECRET_KEY
+from tests.fake_telegram import TOKEN, FakeTelegram
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+CHAT = 4242
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Setup:
+    db: Database
+    tg: FakeTelegram
+    worker: DeliveryWorker
+    clock: Clock
+    user_id: int
+    rule_id: int
+    chat: int
+
+    def fire(self, destination_id: int, **values: Any) -> int:
+        """An event with one pending delivery, as the engine records it."""
+        with self.db.session() as session:
+            rule = session.get(Rule, self.rule_id)
+            assert rule is not None
+            _, [delivery] = record_event(
+                session,
+                user_id=self.user_id,
+                rule_id=self.rule_id,
+                rule_name=rule.name,
+                kind="price_cross",
+                symbol="BTC-USDT",
+                values={
+                    "symbol": "BTC-USDT",
+                    "price": "70100",
+                    "previous": "69900",
+                    "level": "70000",
+                    "direction": "up",
+                    **values,
+                },
+                destination_ids=[destination_id],
+                now=self.clock(),
+            )
+            session.commit()
+            assert delivery.id is not None
+            return delivery.id
+
+    def delivery(self, delivery_id: int) -> Delivery:
+        with self.db.session() as session:
+            row = session.get(Delivery, delivery_id)
+            assert row is not None
+            return row
+
+    def destination(self, destination_id: int) -> Destination:
+        with self.db.session() as session:
+            row = session.get(Destination, destination_id)
+            assert row is not None
+            return row
+
+    def add_destination(self, **fields: Any) -> int:
+        with self.db.session() as session:
+            row = Destination(user_id=self.user_id, name="d", **fields)
+            session.add(row)
+            session.commit()
+            assert row.id is not None
+            return row.id
+
+
+@pytest.fixture
+async def setup(database_url: str) -> AsyncIterator[Setup]:
+    upgrade(database_url)
+    db = Database(database_url)
+    with db.session() as session:
+        user = User(name="alice", telegram_user_id=CHAT)
+        session.add(user)
+        session.flush()
+        assert user.id is not None
+        rule = Rule(
+            user_id=user.id,
+            kind="price_cross",
+            name="BTC <above> & beyond",
+            symbol="BTC-USDT",
+            params={"symbol": "BTC-USDT", "level": "70000"},
+        )
+        session.add(rule)
+        session.commit()
+        user_id, rule_id = user.id, rule.id or 0
+    async with FakeTelegram() as tg:
+        clock = Clock()
+        fast = Limits(bot_per_second=1000, private_interval=0.0, group_per_minute=1000)
+        limiter = RateLimiter(fast, clock=lambda: (clock.now - T0).total_seconds())
+        telegram = TelegramNotifier(TOKEN, api_url=tg.url, limiter=limiter, timeout=0.5)
+        config = WorkerConfig(backoff=Backoff(initial=5, maximum=60, factor=2, jitter=0.0))
+        worker = DeliveryWorker(
+            db, SecretBox(SECRET_KEY), telegram=telegram, config=config, clock=clock
+        )
+        s = Setup(db, tg, worker, clock, user_id, rule_id, CHAT)
+        yield s
+        await telegram.close()
+    db.dispose()
+
+
+async def test_a_fired_alert_reaches_the_chat_escaped_with_buttons(setup: Setup) -> None:
+    chat = setup.add_destination(kind="telegram", chat_id=CHAT)
+    delivery = setup.fire(chat, symbol="<BTC>&USDT")
+    assert await setup.worker.run_once()
+    [sent] = setup.tg.sent
+    assert sent.chat_id == CHAT and sent.parse_mode == "HTML"
+    assert "<b>⬆️ BTC &lt;above&gt; &amp; beyond</b>" in sent.text
+    assert "&lt;BTC&gt;&amp;USDT crossed 70000 up: now 70100 (was 69900)" in sent.text
+    assert sent.reply_markup is not None
+    buttons = sent.reply_markup["inline_keyboard"][0]
+    assert [b["callback_data"] for b in buttons] == [
+        f"snooze:{setup.rule_id}:3600",
+        f"disable:{setup.rule_id}",
+    ]
+    row = setup.delivery(delivery)
+    assert row.status == "sent" and row.attempts == 1 and row.sent_at is not None
+    with setup.db.session() as session:
+        [attempt] = session.exec(select(DeliveryAttempt)).all()
+        assert attempt.outcome == "sent"
+    assert not await setup.worker.run_once()  # nothing is sent twice
+
+
+async def test_retry_after_is_honoured(setup: Setup) -> None:
+    chat = setup.add_destination(kind="telegram", chat_id=CHAT)
+    delivery = setup.fire(chat)
+    setup.tg.fail_next(
+        CHAT, status=429, description="Too Many Requests: retry after 30", retry_after=30
+    )
+    await setup.worker.run_once()
+    row = setup.delivery(delivery)
+    assert row.status == "failed" and "wait 30" in (row.last_error or "")
+    assert row.next_attempt_at == T0 + timedelta(seconds=30)
+    assert not await setup.worker.run_once()  # not due yet
+    setup.clock.now = T0 + timedelta(seconds=31)  # the limiter's pause for the chat is over too
+    assert await setup.worker.run_once()
+    assert setup.delivery(delivery).status == "sent" and setup.delivery(delivery).attempts == 2
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "disabled"),
+    [
+        ({"status": 403, "description": "Forbidden: bot was blocked by the user"}, "dead", True),
+        ({"status": 400, "description": "Bad Request: chat not found"}, "dead", True),
+        ({"status": 400, "description": "Bad Request: can't parse entities"}, "dead", False),
+        ({"status": 502, "description": "Bad Gateway"}, "failed", False),
+        ({"delay": 1.0}, "failed", False),  # past the client's 0.5 s timeout
+    ],
+)
+async def test_each_failure_leads_to_the_right_state(
+    setup: Setup, fault: dict[str, Any], status: str, disabled: bool
+) -> None:
+    chat = setup.add_destination(kind="telegram", chat_id=CHAT)
+    delivery = setup.fire(chat)
+    setup.tg.fail_next(CHAT, **fault)
+    await setup.worker.run_once()
+    row = setup.delivery(delivery)
+    assert row.status == status, row.last_error
+    destination = setup.destination(chat)
+    assert destination.enabled is not disabled
+    if disabled:
+        assert destination.disabled_reason == fault["description"]
+    if status == "failed":
+        assert row.next_attempt_at == T0 + timedelta(seconds=5)
+
+
+async def test_a_migrated_group_gets_its_new_chat_id(setup: Setup) -> None:
+    chat = setup.add_destination(kind="telegram", chat_id=-555)
+    delivery = setup.fire(chat)
+    setup.tg.fail_next(-555, migrate_to=-100555)
+    await setup.worker.run_once()
+    assert setup.destination(chat).chat_id == -100555
+    await setup.worker.run_once()
+    assert setup.delivery(delivery).status == "sent"
+    assert [s.chat_id for s in setup.tg.sent] == [-100555]
+
+
+async def test_deliveries_past_the_max_age_are_given_up(setup: Setup) -> None:
+    chat = setup.add_destination(kind="telegram", chat_id=CHAT)
+    delivery = setup.fire(chat)
+    setup.clock.now = T0 + timedelta(days=2)
+    setup.tg.fail_next(CHAT, status=500, description="Internal Server Error")
+    await setup.worker.run_once()
+    row = setup.delivery(delivery)
+    assert row.status == "dead" and "gave up after 1 attempts" in (row.last_error or "")
+
+
+async def test_a_burst_for_one_chat_becomes_one_digest(setup: Setup) -> None:
+    chat = setup.add_destination(kind="telegram", chat_id=CHAT)
+    ids = [setup.fire(chat, level=str(70000 + i)) for i in range(8)]
+    await setup.worker.run_once()
+    [sent] = setup.tg.sent
+    assert sent.text.startswith("<b>🔔 8 alerts</b>")
+    assert sent.text.count("crossed") == 8
+    assert all(setup.delivery(i).status == "sent" for i in ids)
+
+
+async def test_a_crashed_workers_lease_is_taken_over(setup: Setup) -> None:
+    chat = setup.add_destination(kind="telegram", chat_id=CHAT)
+    delivery = setup.fire(chat)
+    [job] = claim(setup.db, now=T0, lease=timedelta(seconds=60), limit=10)  # then it "dies"
+    assert (
+        claim(setup.db, now=T0 + timedelta(seconds=30), lease=timedelta(seconds=60), limit=10) == []
+    )
+    setup.clock.now = T0 + timedelta(seconds=61)
+    assert await setup.worker.run_once()
+    row = setup.delivery(delivery)
+    assert row.status == "sent" and row.attempts == 2 and job.delivery_id == delivery
+
+
+async def test_deleted_and_disabled_destinations_are_dead_with_the_reason(setup: Setup) -> None:
+    chat = setup.add_destination(
+        kind="telegram", chat_id=CHAT, enabled=False, disabled_reason="blocked"
+    )
+    delivery = setup.fire(chat)
+    await setup.worker.run_once()
+    row = setup.delivery(delivery)
+    assert row.status == "dead" and "disabled (blocked)" in (row.last_error or "")
+
+
+class Receiver:
+    """A local HTTP endpoint for Apprise's json:// that can fail on purpose."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.statuses: list[int] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        status = self.statuses.pop(0) if self.statuses else 200
+        if status == 200:
+            self.bodies.append(await request.json())
+        return web.Response(status=status)
+
+
+async def test_apprise_json_delivery_retries_a_500_then_succeeds(setup: Setup) -> None:
+    receiver = Receiver()
+    receiver.statuses = [500]
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        url = f"json://hookuser:SECRETPASS@127.0.0.1:{port}/hook"
+        box = SecretBox(SECRET_KEY)
+        hook = setup.add_destination(
+            kind="apprise", url_sealed=box.seal(url), url_masked="json://..."
+        )
+        delivery = setup.fire(hook)
+        await setup.worker.run_once()
+        row = setup.delivery(delivery)
+        assert row.status == "failed" and "SECRETPASS" not in (row.last_error or "")
+        setup.clock.now = T0 + timedelta(seconds=6)
+        await setup.worker.run_once()
+        assert setup.delivery(delivery).status == "sent"
+        [body] = receiver.bodies
+        assert "BTC-USDT crossed 70000 up" in body["message"]
+        assert body["title"].endswith("BTC <above> & beyond")
+    finally:
+        await runner.cleanup()
