@@ -27,8 +27,6 @@ EXIT_UNAVAILABLE = 4
 
 # Parts of the service that later releases add; each command says so plainly until then.
 _PENDING_PARTS = {
-    "run": "the whole service (API, engine, delivery, bot)",
-    "worker": "the delivery worker",
     "bot": "the Telegram bot",
 }
 
@@ -58,25 +56,19 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for name, summary, handler in (
-        ("run", "run the whole service in one process", _not_available),
+        ("run", "run API, engine and delivery in one process (migrates first)", _run),
         ("api", "run the REST API alone (the database must be migrated)", _api),
     ):
         sub = commands.add_parser(name, help=summary, description=summary)
         sub.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1)")
         sub.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
         sub.set_defaults(handler=handler)
-    commands.add_parser(
-        "engine",
-        help="run the rule engine alone (the database must be migrated)",
-        description="run the rule engine alone (the database must be migrated)",
-    ).set_defaults(handler=_engine)
-    for name, summary in (
-        ("worker", "run a delivery worker alone"),
-        ("bot", "run the Telegram bot alone"),
+    for name, summary, handler in (
+        ("engine", "run the rule engine alone (the database must be migrated)", _engine),
+        ("worker", "run a delivery worker alone (the database must be migrated)", _worker),
+        ("bot", "run the Telegram bot alone", _not_available),
     ):
-        commands.add_parser(name, help=summary, description=summary).set_defaults(
-            handler=_not_available
-        )
+        commands.add_parser(name, help=summary, description=summary).set_defaults(handler=handler)
 
     demo = commands.add_parser("demo", help="stream the built-in simulator to the console")
     demo.add_argument("--seconds", type=float, default=None, help="stop after this long")
@@ -240,28 +232,38 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _migrated(command: str, settings: Settings) -> bool:
+    from alerts.db.migrate import is_current
+
+    if is_current(settings.database_url):
+        return True
+    print(
+        f"alerts {command}: the database is not migrated to the latest revision: "
+        "run `alerts db upgrade` first",
+        file=sys.stderr,
+    )
+    return False
+
+
+def _listenable(command: str, host: str, port: int) -> bool:
+    try:
+        # Checked here for a one-line error; uvicorn binds itself, so that asyncio's sockets
+        # get TCP_NODELAY (a socket handed over from here would not, costing 40 ms a reply).
+        socket.create_server((host, port)).close()
+    except OSError as exc:
+        print(f"alerts {command}: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        return False
+    return True
+
+
 def _api(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from alerts.db.migrate import is_current
     from api.app import create_app
 
-    if not is_current(settings.database_url):
-        print(
-            "alerts api: the database is not migrated to the latest revision: "
-            "run `alerts db upgrade` first",
-            file=sys.stderr,
-        )
+    if not _migrated("api", settings):
         return EXIT_CONFIG
-    try:
-        # Check first, for a one-line error; uvicorn binds itself so that asyncio's sockets
-        # get TCP_NODELAY (a socket handed over from here would not, costing 40 ms a reply).
-        socket.create_server((args.host, args.port)).close()
-    except OSError as exc:
-        print(
-            f"alerts api: cannot listen on {args.host}:{args.port}: {exc.strerror}",
-            file=sys.stderr,
-        )
+    if not _listenable("api", args.host, args.port):
         return EXIT_UNAVAILABLE
     config = uvicorn.Config(
         create_app(settings),
@@ -277,48 +279,32 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _engine(args: argparse.Namespace, settings: Settings) -> int:
-    from alerts.db.migrate import is_current
+    from alerts.runtime import run_engine
 
-    if not is_current(settings.database_url):
-        print(
-            "alerts engine: the database is not migrated to the latest revision: "
-            "run `alerts db upgrade` first",
-            file=sys.stderr,
-        )
+    if not _migrated("engine", settings):
         return EXIT_CONFIG
-    asyncio.run(_run_engine(settings))
+    asyncio.run(run_engine(settings))
     return EXIT_OK
 
 
-async def _run_engine(settings: Settings) -> None:
-    import signal
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from alerts.runtime import run_worker
 
-    from alerts.db.session import Database
-    from alerts.engine.runner import Engine, EngineConfig
-    from alerts.feed import FeedConfig
-    from alerts.security import SecretBox
+    if not _migrated("worker", settings):
+        return EXIT_CONFIG
+    asyncio.run(run_worker(settings))
+    return EXIT_OK
 
-    secret = settings.alerts_secret_key
-    feed = FeedConfig(
-        url=settings.xrocket_ws_url,
-        ping_interval=settings.feed_ping_interval,
-        stale_timeout=settings.feed_stale_timeout,
-    )
-    db = Database(settings.database_url)
-    engine = Engine(
-        db, EngineConfig(feed=feed), SecretBox(secret.get_secret_value() if secret else None)
-    )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
-    await engine.start()
-    try:
-        await stopping.wait()
-    finally:
-        logger.info("stopping the engine")
-        await engine.stop()
-        db.dispose()
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from alerts.db.migrate import upgrade
+    from alerts.runtime import run_all
+
+    if not _listenable("run", args.host, args.port):
+        return EXIT_UNAVAILABLE
+    upgrade(settings.database_url)
+    asyncio.run(run_all(settings, args.host, args.port))
+    return EXIT_OK
 
 
 def _not_available(args: argparse.Namespace, settings: Settings) -> int:

@@ -47,7 +47,7 @@ def test_help_lists_every_contract_command() -> None:
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("command", ["run", "worker", "bot"])
+@pytest.mark.parametrize("command", ["bot"])
 def test_parts_from_later_releases_say_so_and_fail(command: str) -> None:
     result = run_cli(command)
     assert result.returncode == 3

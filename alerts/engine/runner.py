@@ -74,8 +74,10 @@ class Engine:
         box: SecretBox,
         *,
         clock: Callable[[], datetime] = _now,
+        on_recorded: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
+        self.on_recorded = on_recorded
         self.config = config
         self.box = box
         self.clock = clock
@@ -222,6 +224,8 @@ class Engine:
             self._balances |= accounts
             raise
         self.recorded += len(hits)
+        if hits and self.on_recorded is not None:
+            self.on_recorded()  # e.g. wake the delivery worker in this process
 
     async def _record_loop(self) -> None:
         while not self._stopping.is_set():

@@ -1,0 +1,132 @@
+"""The long-running roles, wired from settings: engine, delivery worker, and all of them in
+one process (`alerts run`). Each stops cleanly on SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from alerts.db.session import Database
+from alerts.delivery.apprise_notifier import AppriseNotifier
+from alerts.delivery.telegram import TelegramNotifier
+from alerts.delivery.worker import DeliveryWorker
+from alerts.engine.runner import Engine, EngineConfig
+from alerts.feed import FeedConfig
+from alerts.security import SecretBox
+from alerts.settings import Settings
+
+logger = logging.getLogger("alerts.runtime")
+
+
+def _box(settings: Settings) -> SecretBox:
+    secret = settings.alerts_secret_key
+    return SecretBox(secret.get_secret_value() if secret else None)
+
+
+def _stop_signals() -> asyncio.Event:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    return stopping
+
+
+def make_engine(settings: Settings, db: Database, worker: DeliveryWorker | None = None) -> Engine:
+    """The engine for these settings (waking `worker` when it records firings)."""
+    feed = FeedConfig(
+        url=settings.xrocket_ws_url,
+        ping_interval=settings.feed_ping_interval,
+        stale_timeout=settings.feed_stale_timeout,
+    )
+    return Engine(
+        db, EngineConfig(feed=feed), _box(settings), on_recorded=worker.wake if worker else None
+    )
+
+
+def make_worker(settings: Settings, db: Database) -> DeliveryWorker:
+    """The delivery worker for these settings (Telegram only with a bot token)."""
+    token = settings.telegram_bot_token
+    telegram = (
+        TelegramNotifier(token.get_secret_value(), api_url=settings.telegram_api_url)
+        if token
+        else None
+    )
+    if telegram is None:
+        logger.warning("TELEGRAM_BOT_TOKEN is not set: Telegram deliveries wait until it is")
+    return DeliveryWorker(db, _box(settings), telegram=telegram, apprise=AppriseNotifier())
+
+
+async def _close_worker(worker: DeliveryWorker, task: asyncio.Task[None]) -> None:
+    await worker.stop()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    if worker.telegram is not None:
+        await worker.telegram.close()
+
+
+async def run_engine(settings: Settings) -> None:
+    """`alerts engine`."""
+    db = Database(settings.database_url)
+    stopping = _stop_signals()
+    engine = make_engine(settings, db)
+    await engine.start()
+    try:
+        await stopping.wait()
+    finally:
+        logger.info("stopping the engine")
+        await engine.stop()
+        db.dispose()
+
+
+async def run_worker(settings: Settings) -> None:
+    """`alerts worker`."""
+    db = Database(settings.database_url)
+    stopping = _stop_signals()
+    worker = make_worker(settings, db)
+    task = asyncio.create_task(worker.run(), name="delivery worker")
+    try:
+        await stopping.wait()
+    finally:
+        logger.info("stopping the delivery worker")
+        await _close_worker(worker, task)
+        db.dispose()
+
+
+async def run_all(settings: Settings, host: str, port: int) -> None:
+    """`alerts run`: API, engine and delivery in one process."""
+    import uvicorn
+
+    from api.app import create_app
+
+    db = Database(settings.database_url)
+    stopping = _stop_signals()
+    worker = make_worker(settings, db)
+    engine = make_engine(settings, db, worker)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, db=db),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+    )
+    await engine.start()
+    worker_task = asyncio.create_task(worker.run(), name="delivery worker")
+    server_task = asyncio.create_task(server.serve(), name="api")
+    stop_task = asyncio.create_task(stopping.wait())
+    logger.info("xRocket alerts on http://%s:%s (API docs at /docs)", host, port)
+    try:
+        await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        logger.info("stopping: API, engine, delivery")
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await server_task
+        stop_task.cancel()
+        await engine.stop()
+        await _close_worker(worker, worker_task)
+        db.dispose()
