@@ -24,6 +24,7 @@ from alerts.feed.backoff import Backoff
 from alerts.security import SecretBox
 from tests.api_helpers import SECRET_KEY
 from tests.fake_telegram import TOKEN, FakeTelegram
+from tests.test_cli import free_port
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CHAT = 4242
@@ -293,3 +294,31 @@ async def test_apprise_json_delivery_retries_a_500_then_succeeds(setup: Setup) -
         assert body["title"].endswith("BTC <above> & beyond")
     finally:
         await runner.cleanup()
+
+
+async def test_apprise_mailto_delivery_to_a_local_smtp_server(setup: Setup) -> None:
+    from aiosmtpd.controller import Controller
+
+    received: list[str] = []
+
+    class Handler:
+        async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+            received.append(envelope.content.decode())
+            return "250 OK"
+
+    port = free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        url = f"mailto://127.0.0.1:{port}?from=alerts@example.com&to=me@example.com&mode=insecure"
+        mail = setup.add_destination(
+            kind="apprise", url_sealed=SecretBox(SECRET_KEY).seal(url), url_masked="mailto://..."
+        )
+        delivery = setup.fire(mail)
+        await setup.worker.run_once()
+        assert setup.delivery(delivery).status == "sent"
+        [message] = received
+        assert "Subject: =?utf-8?" in message or "BTC <above> & beyond" in message
+        assert "BTC-USDT crossed 70000 up" in message
+    finally:
+        controller.stop()
