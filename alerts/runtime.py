@@ -7,11 +7,12 @@ import asyncio
 import contextlib
 import logging
 import signal
+from datetime import timedelta
 
 from alerts.db.session import Database
 from alerts.delivery.apprise_notifier import AppriseNotifier
 from alerts.delivery.telegram import TelegramNotifier
-from alerts.delivery.worker import DeliveryWorker
+from alerts.delivery.worker import DeliveryWorker, WorkerConfig
 from alerts.engine.runner import Engine, EngineConfig
 from alerts.feed import FeedConfig
 from alerts.security import SecretBox
@@ -55,7 +56,10 @@ def make_worker(settings: Settings, db: Database) -> DeliveryWorker:
     )
     if telegram is None:
         logger.warning("TELEGRAM_BOT_TOKEN is not set: Telegram deliveries wait until it is")
-    return DeliveryWorker(db, _box(settings), telegram=telegram, apprise=AppriseNotifier())
+    config = WorkerConfig(lease=timedelta(seconds=settings.delivery_lease))
+    return DeliveryWorker(
+        db, _box(settings), telegram=telegram, apprise=AppriseNotifier(), config=config
+    )
 
 
 async def _close_worker(worker: DeliveryWorker, task: asyncio.Task[None]) -> None:
