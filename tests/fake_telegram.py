@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,12 @@ class FakeTelegram:
     sent: list[Sent] = field(default_factory=list)
     requests: int = 0
     _faults: dict[int | None, list[dict[str, Any]]] = field(default_factory=dict)
+    #: When set, enforce Telegram's documented limits scaled by this factor: at most
+    #: 30 x scale messages in any second, one per private chat per 1/scale s; 429 beyond.
+    enforce_scale: float | None = None
+    rejected: int = 0
+    _recent: deque[float] = field(default_factory=deque)
+    _chat_last: dict[int, float] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
     url: str = ""
 
@@ -81,6 +88,9 @@ class FakeTelegram:
             if "status" in fault:
                 params = {"retry_after": fault["retry_after"]} if "retry_after" in fault else None
                 return _error(fault["status"], fault.get("description", "error"), params)
+        if self.enforce_scale is not None and self._over_limit(chat_id):
+            self.rejected += 1
+            return _error(429, "Too Many Requests: retry after 1", {"retry_after": 1})
         markup = form.get("reply_markup")
         self.sent.append(
             Sent(
@@ -99,6 +109,20 @@ class FakeTelegram:
             "text": form["text"],
         }
         return web.json_response({"ok": True, "result": result})
+
+    def _over_limit(self, chat_id: int) -> bool:
+        assert self.enforce_scale is not None
+        now = time.monotonic()
+        while self._recent and self._recent[0] <= now - 1.0:
+            self._recent.popleft()
+        last = self._chat_last.get(chat_id)
+        if len(self._recent) >= 30 * self.enforce_scale or (
+            chat_id > 0 and last is not None and now - last < 1.0 / self.enforce_scale
+        ):
+            return True
+        self._recent.append(now)
+        self._chat_last[chat_id] = now
+        return False
 
     def _take_fault(self, chat_id: int) -> dict[str, Any] | None:
         for key in (chat_id, None):

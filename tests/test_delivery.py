@@ -322,3 +322,42 @@ async def test_apprise_mailto_delivery_to_a_local_smtp_server(setup: Setup) -> N
         assert "BTC-USDT crossed 70000 up" in message
     finally:
         controller.stop()
+
+
+async def test_a_burst_to_ten_thousand_chats_never_meets_a_429(setup: Setup) -> None:
+    """Telegram's limits scaled 20x on both sides (30/s would take 5.5 minutes): the fake
+    answers 429 to anything over them, and the worker's limiter never lets that happen."""
+    scale = 20
+    setup.tg.enforce_scale = scale
+    limits = Limits(bot_per_second=29.0 * scale, private_interval=1.0 / scale)
+    assert setup.worker.telegram is not None
+    setup.worker.telegram.limiter = RateLimiter(limits)
+    chats = list(range(50_000, 60_000))
+    with setup.db.session() as session:
+        rows = [
+            Destination(user_id=setup.user_id, kind="telegram", name="c", chat_id=c) for c in chats
+        ]
+        session.add_all(rows)
+        session.flush()
+        for row in rows:
+            assert row.id is not None
+            record_event(
+                session,
+                user_id=setup.user_id,
+                rule_id=setup.rule_id,
+                rule_name="burst",
+                kind="price_cross",
+                symbol="BTC-USDT",
+                values={"symbol": "BTC-USDT", "price": "1", "level": "1", "direction": "up"},
+                destination_ids=[row.id],
+                now=T0,
+            )
+        session.commit()
+    setup.worker.config.batch = 1000
+    started = time.monotonic()
+    while await setup.worker.run_once():
+        pass
+    elapsed = time.monotonic() - started
+    print(f"10,000 messages in {elapsed:.1f} s = {10_000 / elapsed:.0f}/s (cap {30 * scale}/s)")
+    assert setup.tg.rejected == 0
+    assert {s.chat_id for s in setup.tg.sent} == set(chats)

@@ -94,5 +94,7 @@ async def test_sigkill_with_deliveries_in_flight_loses_nothing(tmp_path: Path) -
     twice = sum(1 for n in counts.values() if n > 1)
     print(f"{EVENTS} events; killed after {at_kill} sends; delivered twice: {twice}")
     assert all(counts[c] >= 1 for c in chats)
-    assert twice <= 5  # only sends that were in flight at the kill can repeat
+    # Only sends not yet recorded at the kill can repeat: those of the last 0.1 s (about
+    # three at 29/s) and any in flight.
+    assert twice <= 10
     assert second.returncode == 0

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from alerts.db.models import Delivery, DeliveryAttempt, Destination, Event, Rule
 from alerts.db.session import Database
@@ -113,42 +113,61 @@ class Outcome:
     new_chat_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One finished attempt, ready to be recorded."""
+
+    job: Job
+    outcome: Outcome
+    started: datetime
+    duration_ms: int
+
+
 def finish(
     db: Database, job: Job, outcome: Outcome, *, started: datetime, duration_ms: int
 ) -> None:
-    """Record the attempt and the delivery's new state (and the destination's, if needed)."""
+    """Record one attempt and the delivery's new state."""
+    finish_many(db, [Attempt(job, outcome, started, duration_ms)])
+
+
+def finish_many(db: Database, attempts: list[Attempt]) -> None:
+    """Record attempts and the deliveries' (and destinations') new states, in one transaction."""
     with db.session() as session:
-        session.add(
-            DeliveryAttempt(
-                delivery_id=job.delivery_id,
-                started_at=started,
-                outcome=outcome.status,
-                error=outcome.error,
-                duration_ms=duration_ms,
-            )
-        )
-        values: dict[str, Any] = {"status": outcome.status, "lease_until": None}
-        if outcome.status == SENT:
-            values["sent_at"] = started + timedelta(milliseconds=duration_ms)
-            values["last_error"] = None
-        else:
-            values["last_error"] = outcome.error
-        if outcome.retry_at is not None:
-            values["next_attempt_at"] = outcome.retry_at
-        session.execute(
-            update(Delivery).where(col(Delivery.id) == job.delivery_id).values(**values)
-        )
-        if job.destination_id is not None and (outcome.disable_reason or outcome.new_chat_id):
-            destination = session.get(Destination, job.destination_id)
-            if destination is not None:
-                if outcome.disable_reason:
-                    destination.enabled = False
-                    destination.disabled_reason = outcome.disable_reason[:300]
-                if outcome.new_chat_id:
-                    destination.chat_id = outcome.new_chat_id
-                destination.updated_at = started
-                session.add(destination)
+        for a in attempts:
+            _finish(session, a)
         session.commit()
+
+
+def _finish(session: Session, attempt: Attempt) -> None:
+    job, outcome, started = attempt.job, attempt.outcome, attempt.started
+    session.add(
+        DeliveryAttempt(
+            delivery_id=job.delivery_id,
+            started_at=started,
+            outcome=outcome.status,
+            error=outcome.error,
+            duration_ms=attempt.duration_ms,
+        )
+    )
+    values: dict[str, Any] = {"status": outcome.status, "lease_until": None}
+    if outcome.status == SENT:
+        values["sent_at"] = started + timedelta(milliseconds=attempt.duration_ms)
+        values["last_error"] = None
+    else:
+        values["last_error"] = outcome.error
+    if outcome.retry_at is not None:
+        values["next_attempt_at"] = outcome.retry_at
+    session.execute(update(Delivery).where(col(Delivery.id) == job.delivery_id).values(**values))
+    if job.destination_id is not None and (outcome.disable_reason or outcome.new_chat_id):
+        destination = session.get(Destination, job.destination_id)
+        if destination is not None:
+            if outcome.disable_reason:
+                destination.enabled = False
+                destination.disabled_reason = outcome.disable_reason[:300]
+            if outcome.new_chat_id:
+                destination.chat_id = outcome.new_chat_id
+            destination.updated_at = started
+            session.add(destination)
 
 
 def depth(db: Database) -> int:

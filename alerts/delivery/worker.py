@@ -46,6 +46,8 @@ class WorkerConfig:
         default_factory=lambda: Backoff(initial=5.0, maximum=900.0, factor=2.0, jitter=0.2)
     )
     flood_threshold: int = 5
+    record_batch: int = 20
+    record_interval: float = 0.1
 
 
 class DeliveryWorker:
@@ -74,6 +76,8 @@ class DeliveryWorker:
         self.dead = 0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._finished: list[queue.Attempt] = []
+        self._oldest = 0.0
 
     def wake(self) -> None:
         """Look for due deliveries now (called when new ones are recorded)."""
@@ -112,10 +116,13 @@ class DeliveryWorker:
                 chats.setdefault(job.chat_id, []).append(job)
             else:
                 others.append(job)
-        await asyncio.gather(
-            *(self._send_chat(chat, group) for chat, group in chats.items()),
-            *(self._send_one(job) for job in others),
-        )
+        try:
+            await asyncio.gather(
+                *(self._send_chat(chat, group) for chat, group in chats.items()),
+                *(self._send_one(job) for job in others),
+            )
+        finally:
+            await self._flush()
         return True
 
     # --- sending -------------------------------------------------------------------------
@@ -191,15 +198,10 @@ class DeliveryWorker:
 
     async def _record(self, jobs: Sequence[Job], outcome: Outcome, seconds: float) -> None:
         started = self.clock() - timedelta(seconds=seconds)
-        for job in jobs:
-            await asyncio.to_thread(
-                queue.finish,
-                self.db,
-                job,
-                outcome,
-                started=started,
-                duration_ms=int(seconds * 1000),
-            )
+        ms = int(seconds * 1000)
+        if not self._finished:
+            self._oldest = time.monotonic()
+        self._finished.extend(queue.Attempt(job, outcome, started, ms) for job in jobs)
         if outcome.status == queue.SENT:
             self.sent += len(jobs)
         elif outcome.status == queue.DEAD:
@@ -208,3 +210,17 @@ class DeliveryWorker:
         else:
             self.failed += len(jobs)
             logger.info("delivery failed, retrying (%d): %s", len(jobs), outcome.error)
+        # Recorded in small batches (20 sends or 0.1 s, whichever comes first): the window in
+        # which a crash can repeat a message stays short, and the database is not hit once
+        # per send.
+        cfg = self.config
+        if (
+            len(self._finished) >= cfg.record_batch
+            or time.monotonic() - self._oldest >= cfg.record_interval
+        ):
+            await self._flush()
+
+    async def _flush(self) -> None:
+        while self._finished:
+            batch, self._finished = self._finished, []
+            await asyncio.to_thread(queue.finish_many, self.db, batch)
