@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -46,6 +47,19 @@ class Database:
 
     def __init__(self, url: str, **kwargs: Any) -> None:
         self.engine = make_engine(url, **kwargs)
+        self._writer = threading.Lock()
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A session for a background write transaction. On SQLite these take turns inside
+        the process: two connections writing at once would make one wait in SQLite's busy
+        handler, which sleeps in steps of up to 100 ms."""
+        if self.dialect != "sqlite":
+            with self.session() as session:
+                yield session
+            return
+        with self._writer, self.session() as session:
+            yield session
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections import OrderedDict
 from urllib.parse import urlsplit
 
 import apprise
@@ -39,15 +40,31 @@ def scrub(text: str, url: str) -> str:
 class AppriseNotifier:
     """Sends alert messages to Apprise URLs."""
 
-    def __init__(self, *, concurrency: int = 32, timeout: float = 15.0) -> None:
+    def __init__(self, *, concurrency: int = 32, timeout: float = 15.0, cache: int = 1024) -> None:
         self.timeout = timeout
         self._slots = asyncio.Semaphore(concurrency)
+        self._clients: OrderedDict[str, apprise.Apprise] = OrderedDict()
+        self._cache = cache
+
+    def _client(self, url: str) -> apprise.Apprise | None:
+        # Parsing a URL into a plugin costs more than many sends: keep recent ones.
+        client = self._clients.get(url)
+        if client is not None:
+            self._clients.move_to_end(url)
+            return client
+        client = apprise.Apprise()
+        if not client.add(url):
+            return None
+        self._clients[url] = client
+        if len(self._clients) > self._cache:
+            self._clients.popitem(last=False)
+        return client
 
     async def send(self, url: str, message: Message) -> None:
         """Send one message or raise `SendFailed` saying what to do next."""
-        client = apprise.Apprise()
         with captured_apprise_logs() as records:
-            if not client.add(url):
+            client = self._client(url)
+            if client is None:
                 raise SendFailed("Apprise cannot use this URL", retry=False)
             async with self._slots:
                 try:

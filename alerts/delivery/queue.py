@@ -44,7 +44,7 @@ class Job:
 
 def claim(db: Database, *, now: datetime, lease: timedelta, limit: int) -> list[Job]:
     """Take up to `limit` due deliveries (oldest first) and lease them until now + lease."""
-    with db.session() as session:
+    with db.writing() as session:
         due = (
             select(Delivery.id)
             .where(
@@ -132,7 +132,7 @@ def finish(
 
 def finish_many(db: Database, attempts: list[Attempt]) -> None:
     """Record attempts and the deliveries' (and destinations') new states, in one transaction."""
-    with db.session() as session:
+    with db.writing() as session:
         for a in attempts:
             _finish(session, a)
         session.commit()

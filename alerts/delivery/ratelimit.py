@@ -27,7 +27,12 @@ class RateLimiter:
     def __init__(self, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic):
         self.limits = limits or Limits()
         self.clock = clock
-        self._bot_next = 0.0
+        rate = self.limits.bot_per_second
+        # A token bucket holding 50 ms of sends: at 29/s a message every ~34 ms at most,
+        # and at high configured rates no caller sleeps a fraction of a millisecond.
+        self._capacity = max(1.0, rate / 20)
+        self._tokens = self._capacity
+        self._filled_at = self.clock()
         self._chat_next: dict[int, float] = {}
         self._groups: dict[int, deque[float]] = {}
         self._paused_until = 0.0
@@ -40,10 +45,19 @@ class RateLimiter:
         else:
             self._chat_next[chat_id] = max(self._chat_next.get(chat_id, 0.0), until)
 
+    def _refill(self, now: float) -> float:
+        elapsed = max(0.0, now - self._filled_at)
+        self._filled_at = now
+        self._tokens = min(self._capacity, self._tokens + elapsed * self.limits.bot_per_second)
+        return self._tokens
+
     def delay(self, chat_id: int) -> float:
         """Seconds until a message to `chat_id` may go (0 if now)."""
         now = self.clock()
-        ready = max(self._bot_next, self._paused_until, self._chat_next.get(chat_id, 0.0))
+        ready = max(self._paused_until, self._chat_next.get(chat_id, 0.0))
+        tokens = self._refill(now)
+        if tokens < 1.0:
+            ready = max(ready, now + (1.0 - tokens) / self.limits.bot_per_second)
         if chat_id < 0:
             sent = self._groups.get(chat_id)
             if sent:
@@ -56,7 +70,7 @@ class RateLimiter:
     def book(self, chat_id: int) -> None:
         """Count a message to `chat_id` as sent now."""
         now = self.clock()
-        self._bot_next = max(self._bot_next, now) + 1.0 / self.limits.bot_per_second
+        self._tokens = self._refill(now) - 1.0
         if chat_id < 0:
             self._groups.setdefault(chat_id, deque()).append(now)
         else:

@@ -193,7 +193,7 @@ def record(
     now: datetime,
 ) -> list[int]:
     """Record hits (event, deliveries, rule state) and the state they came from, atomically."""
-    with db.session() as session:
+    with db.writing() as session:
         events = [e for e in (_record_hit(session, hit) for hit in hits) if e is not None]
         _upsert(
             session,
@@ -255,7 +255,7 @@ def accounts(db: Database, ids: set[int]) -> dict[int, AccountInfo]:
 
 def reject_account(db: Database, account_id: int, reason: str, now: datetime) -> bool:
     """Mark an account's token refused and tell its owner, once; False if already marked."""
-    with db.session() as session:
+    with db.writing() as session:
         row = session.get(Account, account_id)
         if row is None or row.status == "rejected":
             return False

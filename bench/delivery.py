@@ -1,0 +1,306 @@
+"""Delivery benchmark: alert latency under load, Telegram send rate, Apprise throughput.
+
+(a) Latency. The simulator (its own process) ticks 100 symbols 10 times a second: 1,000
+    ticker pushes/s. One more symbol, HOT-USDT, is scripted to walk a staircase between
+    100.5 and 199.5, one step per tick, and ten `every` rules on each level 101..200 alert
+    their own Telegram chats: each tick crosses one level, so about 100 firings/s, ten at a
+    time. The engine and a delivery worker run here on SQLite, sending to a local fake
+    Bot API server (its limits lifted: 100/s is above Telegram's 30/s per bot). Latency is
+    measured from the engine's evaluation of the push (the event's `time`, taken as the push
+    arrives) to the fake server receiving sendMessage.
+(b) Telegram send rate. 300 alerts to 300 distinct chats with Telegram's real limits, the
+    fake enforcing them (429 above 30 messages in any second): messages/s over the 30/s cap.
+(c) Apprise. 3,000 alerts to a json:// destination served by a local HTTP receiver.
+
+Goals (issue 5): (a) p50 <= 5 ms, p99 <= 25 ms; (b) >= 0.93 of the cap, zero 429;
+(c) >= 500 deliveries/s.
+
+    .venv/bin/python bench/delivery.py [--seconds 15]
+
+With BENCH_DEBUG=1, (a) also splits the latency into the wait before the send starts and the
+send itself (from the delivery attempts recorded in the database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from aiohttp import web
+from feed_throughput import free_port, wait_for_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alerts.db.migrate import upgrade
+from alerts.db.models import Destination, Rule, User, utcnow
+from alerts.db.outbox import record_event
+from alerts.db.session import Database
+from alerts.delivery.apprise_notifier import AppriseNotifier
+from alerts.delivery.ratelimit import Limits, RateLimiter
+from alerts.delivery.telegram import TelegramNotifier
+from alerts.delivery.worker import DeliveryWorker, WorkerConfig
+from alerts.engine.runner import Engine, EngineConfig
+from alerts.feed import Backoff, FeedConfig
+from alerts.security import SecretBox
+from tests.fake_telegram import TOKEN, FakeTelegram
+
+KEY = "kPDM3VNvUEl4Fq8D9hLO8wN3Jd6wHvNZXJ9UQQ2-2sU="
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _user(db: Database) -> int:
+    with db.session() as session:
+        user = User(name="bench")
+        session.add(user)
+        session.commit()
+        assert user.id is not None
+        return user.id
+
+
+def _chats(db: Database, user_id: int, first: int, count: int) -> list[int]:
+    with db.session() as session:
+        rows = [
+            Destination(user_id=user_id, kind="telegram", name="c", chat_id=first + i)
+            for i in range(count)
+        ]
+        session.add_all(rows)
+        session.commit()
+        return [r.id or 0 for r in rows]
+
+
+async def latency(seconds: float) -> list[float]:
+    """(a): milliseconds from evaluation to sendMessage, per alert."""
+    up = [f"{p}.5" for p in range(100, 200)]
+    script = {"HOT-USDT": (up + up[::-1][1:-1]) * 500}
+    with tempfile.TemporaryDirectory() as tmp:
+        script_path = Path(tmp) / "script.json"
+        script_path.write_text(json.dumps(script))
+        port = free_port()
+        url = f"ws://127.0.0.1:{port}/"
+        command = [
+            sys.executable, "-m", "alerts.cli", "simulate", "--port", str(port),
+            "--symbols", "HOT-USDT", "--generate", "100", "--tick-interval", "0.1",
+            "--seed", "1", "--script", str(script_path),
+        ]  # fmt: skip
+        server = subprocess.Popen(command, env={**os.environ, "ALERTS_LOG_LEVEL": "WARNING"})
+        database_url = f"sqlite:///{tmp}/a.db"
+        upgrade(database_url)
+        db = Database(database_url)
+        user_id = _user(db)
+        destinations = _chats(db, user_id, 1_000, 1_000)
+        with db.session() as session:
+            for i, destination in enumerate(destinations):
+                level = str(101 + i // 10)  # ten rules on each of the levels 101..200
+                rule = Rule(
+                    user_id=user_id,
+                    kind="price_cross",
+                    name=f"hot {i}",
+                    symbol="HOT-USDT",
+                    params={"symbol": "HOT-USDT", "level": level, "direction": "any"},
+                    trigger="every",
+                    cooldown_seconds=1,
+                )
+                session.add(rule)
+                session.flush()
+                from alerts.db.models import RuleDestination
+
+                session.add(RuleDestination(rule_id=rule.id or 0, destination_id=destination))
+            session.commit()
+        # Background load: one ticker subscription per symbol, through a rule far away.
+        with db.session() as session:
+            for i in range(100):
+                symbol = f"SYM{i}-USDT"
+                session.add(
+                    Rule(
+                        user_id=user_id,
+                        kind="price_cross",
+                        name="far",
+                        symbol=symbol,
+                        params={"symbol": symbol, "level": "0.0000001"},
+                    )
+                )
+            session.commit()
+        try:
+            await wait_for_server(url)
+            async with FakeTelegram() as tg:
+                limits = Limits(bot_per_second=10_000, private_interval=0.0)
+                telegram = TelegramNotifier(TOKEN, api_url=tg.url, limiter=RateLimiter(limits))
+                worker = DeliveryWorker(db, SecretBox(KEY), telegram=telegram)
+                feed = FeedConfig(url=url, backoff=Backoff(initial=0.05, maximum=1.0))
+                engine = Engine(
+                    db, EngineConfig(feed=feed), SecretBox(KEY), on_recorded=worker.wake
+                )
+                await engine.start()
+                task = asyncio.create_task(worker.run())
+                await asyncio.sleep(2.0)  # warm up
+                first = len(tg.sent)
+                mono_to_wall = time.time() - time.monotonic()
+                await asyncio.sleep(seconds)
+                sent = tg.sent[first:]
+                await engine.stop()
+                await worker.stop()
+                await task
+                await telegram.close()
+                pushes = engine.public.state.channel("ticker").events
+                if os.environ.get("BENCH_DEBUG"):
+                    _breakdown(db)
+        finally:
+            server.terminate()
+            server.wait(10)
+            db.dispose()
+    samples = []
+    for s in sent:
+        stamp = s.text.rsplit("<code>", 1)[-1].split("</code>")[0]
+        fired = datetime.fromisoformat(stamp).timestamp()
+        samples.append((s.at + mono_to_wall - fired) * 1000)
+    print(
+        f"(a) {len(sent)} alerts in {seconds:g} s ({len(sent) / seconds:.0f}/s), "
+        f"{pushes:,} pushes in all"
+    )
+    return samples
+
+
+def _breakdown(db: Database) -> None:
+    from sqlalchemy import text
+
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT e.fired_at, d.created_at, a.started_at, a.duration_ms FROM events e"
+                " JOIN deliveries d ON d.event_id = e.id"
+                " JOIN delivery_attempts a ON a.delivery_id = d.id"
+            )
+        ).all()
+    waits = sorted(
+        (datetime.fromisoformat(str(r[2])) - datetime.fromisoformat(str(r[0]))).total_seconds()
+        * 1000
+        for r in rows
+    )
+    sends = sorted(r[3] for r in rows)
+    print(f"  queue wait p50 {waits[len(waits) // 2]:.1f} ms, send p50 {sends[len(sends) // 2]} ms")
+
+
+async def send_rate(count: int) -> tuple[float, int]:
+    """(b): messages/s to distinct chats under the real limits, and 429s received."""
+    with tempfile.TemporaryDirectory() as tmp:
+        database_url = f"sqlite:///{tmp}/b.db"
+        upgrade(database_url)
+        db = Database(database_url)
+        user_id = _user(db)
+        destinations = _chats(db, user_id, 100_000, count)
+        with db.session() as session:
+            for d in destinations:
+                record_event(
+                    session, user_id=user_id, rule_id=None, rule_name="burst", kind="spread",
+                    symbol="BTC-USDT", values={"percent": "1"}, destination_ids=[d], now=utcnow(),
+                )  # fmt: skip
+            session.commit()
+        async with FakeTelegram() as tg:
+            tg.enforce_scale = 1.0
+            telegram = TelegramNotifier(TOKEN, api_url=tg.url)
+            worker = DeliveryWorker(
+                db, SecretBox(KEY), telegram=telegram, config=WorkerConfig(batch=count)
+            )
+            started = time.monotonic()
+            while await worker.run_once():
+                pass
+            elapsed = time.monotonic() - started
+            await telegram.close()
+            rejected = tg.rejected
+            first, last = tg.sent[0].at, tg.sent[-1].at
+        db.dispose()
+    rate = (len(tg.sent) - 1) / (last - first) if len(tg.sent) > 1 else 0.0
+    print(f"(b) {len(tg.sent)} messages in {elapsed:.1f} s")
+    return rate, rejected
+
+
+async def apprise_rate(count: int) -> float:
+    """(c): json:// deliveries per second to a local receiver."""
+    received = 0
+
+    async def handle(request: web.Request) -> web.Response:
+        nonlocal received
+        await request.read()
+        received += 1
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    box = SecretBox(KEY)
+    with tempfile.TemporaryDirectory() as tmp:
+        database_url = f"sqlite:///{tmp}/c.db"
+        upgrade(database_url)
+        db = Database(database_url)
+        user_id = _user(db)
+        with db.session() as session:
+            hook = Destination(
+                user_id=user_id,
+                kind="apprise",
+                name="hook",
+                url_sealed=box.seal(f"json://127.0.0.1:{port}/hook"),
+            )
+            session.add(hook)
+            session.flush()
+            for _ in range(count):
+                record_event(
+                    session, user_id=user_id, rule_id=None, rule_name="r", kind="spread",
+                    symbol="BTC-USDT", values={"percent": "1"}, destination_ids=[hook.id or 0],
+                    now=utcnow(),
+                )  # fmt: skip
+            session.commit()
+        worker = DeliveryWorker(
+            db, box, telegram=None, apprise=AppriseNotifier(concurrency=64),
+            config=WorkerConfig(batch=500),
+        )  # fmt: skip
+        started = time.monotonic()
+        while await worker.run_once():
+            pass
+        elapsed = time.monotonic() - started
+        db.dispose()
+    await runner.cleanup()
+    print(f"(c) {received} deliveries in {elapsed:.1f} s")
+    return received / elapsed
+
+
+async def main() -> None:
+    """Run the three parts and print the figures against the goals."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    samples = await latency(args.seconds)
+    rate, rejected = await send_rate(300)
+    apprise = await apprise_rate(3_000)
+    p50, p99 = statistics.median(samples), _pct(samples, 0.99)
+    print()
+    print(
+        f"(a) latency p50 {p50:.1f} ms (goal <= 5: ratio {p50 / 5:.2f}), "
+        f"p99 {_pct(samples, 0.99):.1f} ms (goal <= 25: ratio {p99 / 25:.2f})"
+    )
+    print(
+        f"(b) send rate {rate:.1f}/s of the 30/s cap: ratio {rate / 30:.3f} "
+        f"(goal >= 0.93), 429 received: {rejected}"
+    )
+    print(
+        f"(c) Apprise json:// {apprise:.0f} deliveries/s (goal >= 500: ratio {apprise / 500:.2f})"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
