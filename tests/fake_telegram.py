@@ -145,3 +145,34 @@ def _error(status: int, description: str, parameters: dict[str, Any] | None = No
     if parameters:
         body["parameters"] = parameters
     return web.json_response(body, status=status)
+
+
+async def _serve(port: int, scale: float | None) -> None:
+    """Run the fake on its own, with GET /stats, for tests that need it in another process."""
+    fake = FakeTelegram(enforce_scale=scale)
+
+    async def stats(_request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "sent": len(fake.sent),
+                "chats": sorted({s.chat_id for s in fake.sent}),
+                "rejected": fake.rejected,
+                "first": fake.sent[0].at if fake.sent else None,
+                "last": fake.sent[-1].at if fake.sent else None,
+            }
+        )
+
+    app = web.Application()
+    app.router.add_post("/bot{token}/{method}", fake._handle)
+    app.router.add_get("/stats", stats)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    import sys
+
+    scale_arg = float(sys.argv[2]) if len(sys.argv) > 2 else None
+    asyncio.run(_serve(int(sys.argv[1]), scale_arg))

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Limits:
-    """Messages per window: for the bot, per private chat, per group."""
+    """Telegram's caps: messages a second for the bot (never exceeded in any one-second
+    window), the interval per private chat, messages a minute per group."""
 
-    bot_per_second: float = 29.0
+    bot_per_second: float = 30.0
     private_interval: float = 1.0
     group_per_minute: int = 20
     group_window: float = 60.0
@@ -27,10 +28,11 @@ class RateLimiter:
     def __init__(self, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic):
         self.limits = limits or Limits()
         self.clock = clock
-        rate = self.limits.bot_per_second
-        # A token bucket holding 50 ms of sends: at 29/s a message every ~34 ms at most,
-        # and at high configured rates no caller sleeps a fraction of a millisecond.
-        self._capacity = max(1.0, rate / 20)
+        cap = self.limits.bot_per_second
+        # A token bucket: a burst of at most two messages (5% of the cap at 30/s), refilled
+        # at the rest of the cap, so that no one-second window holds more than the cap.
+        self._capacity = max(1.0, min(cap * 0.05, 2.0))
+        self._rate = cap - self._capacity
         self._tokens = self._capacity
         self._filled_at = self.clock()
         self._chat_next: dict[int, float] = {}
@@ -48,16 +50,13 @@ class RateLimiter:
     def _refill(self, now: float) -> float:
         elapsed = max(0.0, now - self._filled_at)
         self._filled_at = now
-        self._tokens = min(self._capacity, self._tokens + elapsed * self.limits.bot_per_second)
+        self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
         return self._tokens
 
-    def delay(self, chat_id: int) -> float:
-        """Seconds until a message to `chat_id` may go (0 if now)."""
+    def chat_delay(self, chat_id: int) -> float:
+        """Seconds until `chat_id` itself may receive (its own limits and pauses only)."""
         now = self.clock()
         ready = max(self._paused_until, self._chat_next.get(chat_id, 0.0))
-        tokens = self._refill(now)
-        if tokens < 1.0:
-            ready = max(ready, now + (1.0 - tokens) / self.limits.bot_per_second)
         if chat_id < 0:
             sent = self._groups.get(chat_id)
             if sent:
@@ -66,6 +65,15 @@ class RateLimiter:
                 if len(sent) >= self.limits.group_per_minute:
                     ready = max(ready, sent[0] + self.limits.group_window)
         return max(0.0, ready - now)
+
+    def delay(self, chat_id: int) -> float:
+        """Seconds until a message to `chat_id` may go (0 if now)."""
+        now = self.clock()
+        wait = self.chat_delay(chat_id)
+        tokens = self._refill(now)
+        if tokens < 1.0:
+            wait = max(wait, (1.0 - tokens) / self._rate)
+        return wait
 
     def book(self, chat_id: int) -> None:
         """Count a message to `chat_id` as sent now."""
@@ -76,10 +84,17 @@ class RateLimiter:
         else:
             self._chat_next[chat_id] = now + self.limits.private_interval
 
+    async def chat_ready(self, chat_id: int) -> None:
+        """Wait until `chat_id`'s own limits allow a message (without taking a slot)."""
+        while (wait := self.chat_delay(chat_id)) > 0.001:  # noqa: ASYNC110  (a timed wait)
+            await asyncio.sleep(wait)
+
     async def acquire(self, chat_id: int) -> None:
         """Wait for a slot for `chat_id` and take it. Checking and booking happen with no await
         in between, so concurrent callers never both take the same slot; a chat that must wait
         holds up no other chat."""
-        while (wait := self.delay(chat_id)) > 0:  # noqa: ASYNC110  (a timed wait, not a flag)
+        # Waits under a millisecond are not slept: asyncio cannot sleep that short, and at
+        # high configured rates every message would cost a loop turn.
+        while (wait := self.delay(chat_id)) > 0.001:  # noqa: ASYNC110  (a timed wait)
             await asyncio.sleep(wait)
         self.book(chat_id)

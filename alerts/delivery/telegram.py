@@ -56,6 +56,7 @@ class TelegramNotifier:
         api_url: str | None = None,
         limiter: RateLimiter | None = None,
         timeout: float = 10.0,
+        in_flight: int = 16,
     ) -> None:
         session = (
             AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
@@ -66,12 +67,21 @@ class TelegramNotifier:
         self.limiter = limiter or RateLimiter()
         self.timeout = timeout
         self._token = token
+        # A slot is taken from the limiter only when the request can go out at once: were
+        # requests to queue for a connection after taking their slot, they would reach
+        # Telegram in bursts and meet 429s although their slots were spaced.
+        self._in_flight = asyncio.Semaphore(in_flight)
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "***")
 
     async def send(self, chat_id: int, message: Message) -> None:
         """Send one message or raise `SendFailed` saying what to do next."""
+        await self.limiter.chat_ready(chat_id)  # a chat that must wait holds no send slot
+        async with self._in_flight:
+            await self._send(chat_id, message)
+
+    async def _send(self, chat_id: int, message: Message) -> None:
         await self.limiter.acquire(chat_id)
         try:
             await asyncio.wait_for(
