@@ -38,6 +38,19 @@ class RateLimiter:
         self._chat_next: dict[int, float] = {}
         self._groups: dict[int, deque[float]] = {}
         self._paused_until = 0.0
+        self._floods: deque[tuple[float, int]] = deque()
+
+    def flooded(self, seconds: float, chat_id: int) -> None:
+        """A 429 for `chat_id`. Telegram does not say whether a limit is the chat's or the
+        bot's; when several chats are refused within a second, it is the bot's: pause all."""
+        now = self.clock()
+        self.pause(seconds, chat_id)
+        recent = self._floods
+        recent.append((now, chat_id))
+        while recent and recent[0][0] <= now - 1.0:
+            recent.popleft()
+        if len({chat for _, chat in recent}) >= 3:
+            self.pause(seconds)
 
     def pause(self, seconds: float, chat_id: int | None = None) -> None:
         """Honour a `retry_after`: for one chat, or (no chat) for the whole bot."""

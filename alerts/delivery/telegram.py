@@ -95,7 +95,7 @@ class TelegramNotifier:
                 self.timeout,
             )
         except TelegramRetryAfter as exc:
-            self.limiter.pause(exc.retry_after, chat_id)
+            self.limiter.flooded(exc.retry_after, chat_id)
             raise SendFailed(
                 f"Telegram asked to wait {exc.retry_after} s",
                 retry=True,
