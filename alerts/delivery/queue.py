@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from alerts.db.models import Delivery, DeliveryAttempt, Destination, Event, Rule
@@ -123,13 +123,6 @@ class Attempt:
     duration_ms: int
 
 
-def finish(
-    db: Database, job: Job, outcome: Outcome, *, started: datetime, duration_ms: int
-) -> None:
-    """Record one attempt and the delivery's new state."""
-    finish_many(db, [Attempt(job, outcome, started, duration_ms)])
-
-
 def finish_many(db: Database, attempts: list[Attempt]) -> None:
     """Record attempts and the deliveries' (and destinations') new states, in one transaction."""
     with db.writing() as session:
@@ -168,10 +161,3 @@ def _finish(session: Session, attempt: Attempt) -> None:
                 destination.chat_id = outcome.new_chat_id
             destination.updated_at = started
             session.add(destination)
-
-
-def depth(db: Database) -> int:
-    """Deliveries waiting to be sent (due or scheduled for retry)."""
-    with db.session() as session:
-        waiting = select(func.count()).where(col(Delivery.status).in_((PENDING, FAILED, SENDING)))
-        return int(session.exec(waiting).one())

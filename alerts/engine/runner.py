@@ -342,14 +342,3 @@ class Engine:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, AuthRejected):
                 await task
-
-    def snapshot(self) -> dict[str, object]:
-        """Figures for health checks and metrics."""
-        return {
-            "rules": len(self.evaluator.rules),
-            "pending": len(self._pending),
-            "recorded": self.recorded,
-            "subscriptions": len(self.public.subscriptions),
-            "accounts": len(self.private),
-            "refused_accounts": sorted(self._refused),
-        }
