@@ -208,10 +208,18 @@ class Engine:
 
     # --- recording -----------------------------------------------------------------------
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, everything: bool = True) -> None:
+        """Record the pending hits. Every flush takes all of them, so the prices written with
+        it can never be ahead of a hit; a flush for fresh hits writes only their symbols'
+        prices (the rest wait for the periodic flush), to keep alert latency low."""
         hits, self._pending = self._pending, []
-        prices, self._prices = self._prices, {}
-        accounts, self._balances = self._balances, set()
+        if everything:
+            prices, self._prices = self._prices, {}
+            accounts, self._balances = self._balances, set()
+        else:
+            symbols = {h.symbol for h in hits if h.symbol}
+            prices = {s: self._prices.pop(s) for s in symbols if s in self._prices}
+            accounts = set()
         if not (hits or prices or accounts):
             return
         balances = {a: dict(self.evaluator.balances.get(a, {})) for a in accounts}
@@ -228,15 +236,21 @@ class Engine:
             self.on_recorded()  # e.g. wake the delivery worker in this process
 
     async def _record_loop(self) -> None:
+        interval = self.config.flush_interval
+        last_full = time.monotonic()
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.flush_interval)
+                await asyncio.wait_for(self._wake.wait(), interval)
             self._wake.clear()
+            everything = time.monotonic() - last_full >= interval
             try:
-                await self._flush()
+                await self._flush(everything=everything)
             except Exception:
                 logger.exception("recording hits failed; retrying")
                 await asyncio.sleep(self.config.retry_delay)
+                continue
+            if everything:
+                last_full = time.monotonic()
 
     # --- following the database ----------------------------------------------------------
 
