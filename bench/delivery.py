@@ -41,7 +41,7 @@ from feed_throughput import free_port, wait_for_server
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alerts.db.migrate import upgrade
-from alerts.db.models import Destination, Rule, User, utcnow
+from alerts.db.models import Destination, Rule, RuleDestination, User, utcnow
 from alerts.db.outbox import record_event
 from alerts.db.session import Database
 from alerts.delivery.apprise_notifier import AppriseNotifier
@@ -115,8 +115,6 @@ async def latency(seconds: float) -> list[float]:
                 )
                 session.add(rule)
                 session.flush()
-                from alerts.db.models import RuleDestination
-
                 session.add(RuleDestination(rule_id=rule.id or 0, destination_id=destination))
             session.commit()
         # Background load: one ticker subscription per symbol, through a rule far away.

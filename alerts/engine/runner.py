@@ -89,7 +89,6 @@ class Engine:
         )
         self.private: dict[int, FeedClient] = {}
         self.recorded = 0
-        self.loaded = 0
         self._subs: Counter[Subscription] = Counter()
         self._sub_cache: dict[tuple[object, ...], Subscription | None] = {}
         self._accounts: Counter[int] = Counter()
@@ -172,7 +171,7 @@ class Engine:
         await self._sync()
 
     def _load_rules(self) -> None:
-        self.loaded = self.evaluator.add_many(self._counted(store.load_rules(self.db)))
+        self.evaluator.add_many(self._counted(store.load_rules(self.db)))
         # A million long-lived rule objects would make every full garbage collection walk
         # them all; frozen, the collector leaves them alone.
         gc.collect()
