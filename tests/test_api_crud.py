@@ -29,7 +29,8 @@ UPDATES: dict[RuleKind, dict[str, Any]] = {
 
 
 def _account(api: Api, headers: dict[str, str], name: str = "main") -> int:
-    return int(api.create("/v1/accounts", {"name": name, "token": GOOD_TOKEN}, headers)["id"])
+    body = {"name": name, "token": GOOD_TOKEN, "notify_orders": False, "notify_balances": False}
+    return int(api.create("/v1/accounts", body, headers)["id"])
 
 
 def _example(kind: RuleKind, account_id: int) -> dict[str, Any]:
@@ -227,6 +228,32 @@ def test_account_crud(api: Api) -> None:
     api.client.delete(f"/v1/rules/{rule['id']}", headers=alice)
     assert api.client.delete(f"/v1/accounts/{account['id']}", headers=alice).status_code == 204
     assert api.client.get(f"/v1/accounts/{account['id']}", headers=alice).status_code == 404
+
+
+def test_account_notifications_are_rules_that_follow_the_switches(api: Api) -> None:
+    alice = api.user("alice")
+    account = api.create("/v1/accounts", {"name": "main", "token": GOOD_TOKEN}, alice)
+    rules = {r["kind"]: r for r in api.client.get("/v1/rules", headers=alice).json()["items"]}
+    orders, balances = rules["order"], rules["balance"]
+    assert (orders["id"], balances["id"]) == (
+        account["orders_rule_id"],
+        account["balances_rule_id"],
+    )
+    assert orders["name"] == "Orders on main" and orders["trigger"] == "every"
+    assert "FILLED" in orders["statuses"] and "NEW" not in orders["statuses"]
+    assert balances["account_id"] == account["id"] and balances["enabled"] is True
+
+    path = f"/v1/accounts/{account['id']}"
+    api.client.patch(path, json={"notify_orders": False}, headers=alice)
+    assert api.client.get(f"/v1/rules/{orders['id']}", headers=alice).json()["enabled"] is False
+    api.client.delete(f"/v1/rules/{balances['id']}", headers=alice)
+    r = api.client.patch(path, json={"notify_orders": True}, headers=alice)
+    assert api.client.get(f"/v1/rules/{orders['id']}", headers=alice).json()["enabled"] is True
+    remade = api.client.get(f"/v1/rules/{r.json()['balances_rule_id']}", headers=alice).json()
+    assert remade["kind"] == "balance" and remade["enabled"] is True  # deleted, so made again
+
+    assert api.client.delete(path, headers=alice).status_code == 204  # its own rules go too
+    assert api.client.get("/v1/rules", headers=alice).json()["items"] == []
 
 
 def test_user_and_key_admin(api: Api) -> None:

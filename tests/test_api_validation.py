@@ -79,7 +79,8 @@ INVALID_RULES: list[tuple[dict[str, Any], str]] = [
 
 def test_invalid_rules_get_422_with_an_actionable_message(api: Api) -> None:
     alice = api.user("alice")
-    api.create("/v1/accounts", {"name": "main", "token": GOOD_TOKEN}, alice)  # account 1
+    quiet = {"notify_orders": False, "notify_balances": False}  # no notification rules
+    api.create("/v1/accounts", {"name": "main", "token": GOOD_TOKEN, **quiet}, alice)  # 1
     for body, message in INVALID_RULES:
         r = api.client.post("/v1/rules", json=body, headers=alice)
         assert r.status_code == 422, (body, r.text)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from alerts.db.types import BigId, DecimalText, UTCDateTime
@@ -33,6 +33,8 @@ class User(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100)
     telegram_user_id: int | None = Field(default=None, sa_type=BigInteger, unique=True)
+    # Until then the user's deliveries are held, and sent as one summary when it ends.
+    muted_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = _created()
 
 
@@ -85,6 +87,10 @@ class Account(SQLModel, table=True):
     status_reason: str | None = Field(default=None, max_length=300)
     notify_orders: bool = True
     notify_balances: bool = True
+    # The rules that carry those notifications, made when the account is linked. No foreign
+    # key (rules already point at accounts): a rule the user deleted is simply made again.
+    orders_rule_id: int | None = Field(default=None, sa_type=BigInteger)
+    balances_rule_id: int | None = Field(default=None, sa_type=BigInteger)
     verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = _created()
     updated_at: datetime = _created()
@@ -208,6 +214,8 @@ class Delivery(SQLModel, table=True):
     next_attempt_at: datetime = _created()
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, sa_type=Text)
+    # Held while its user was muted: it goes out in the summary sent when the mute ends.
+    held: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime = _created()
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

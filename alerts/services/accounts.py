@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from alerts.db.models import Account, Rule, utcnow
+from alerts.db.models import Account, Rule, RuleChange, utcnow
 from alerts.db.session import Database
+from alerts.domain.events import OrderStatus
 from alerts.feed.errors import AuthRejected, ExchangeError, InvalidToken, Unauthorized, UserBlocked
 from alerts.feed.verify import ExchangeUnreachable
 from alerts.security import SecretBox
@@ -21,6 +22,8 @@ from alerts.services.errors import (
     NotFound,
     TokenRejected,
 )
+from alerts.services.rule_schemas import BalanceCreate, OrderCreate, RuleCreate, Trigger
+from alerts.services.rules import add_rule
 from alerts.services.schemas import AccountCreate, AccountPublic, AccountUpdate
 
 Verifier = Callable[[str], Awaitable[None]]
@@ -61,6 +64,51 @@ async def _verify(verify: Verifier, token: str) -> None:
         ) from None
 
 
+# What "order notifications" report: every status but NEW (the user placed it themselves).
+NOTIFIED_STATUSES = [s for s in OrderStatus if s is not OrderStatus.NEW]
+
+
+def _notification_rule(row: Account, orders: bool) -> RuleCreate:
+    assert row.id is not None
+    if orders:
+        return OrderCreate(
+            kind="order",
+            name=f"Orders on {row.name}"[:100],
+            account_id=row.id,
+            statuses=NOTIFIED_STATUSES,
+            trigger=Trigger.EVERY,
+            cooldown_seconds=1,
+        )
+    return BalanceCreate(
+        kind="balance",
+        name=f"Balances on {row.name}"[:100],
+        account_id=row.id,
+        trigger=Trigger.EVERY,
+        cooldown_seconds=1,
+    )
+
+
+def _sync_notifications(session: Session, row: Account) -> None:
+    """Make the account's order and balance notification rules follow its two switches:
+    made on first use (again, if the user deleted one), enabled or disabled otherwise."""
+    now = utcnow()
+    for orders, wanted, attr in (
+        (True, row.notify_orders, "orders_rule_id"),
+        (False, row.notify_balances, "balances_rule_id"),
+    ):
+        rule_id = getattr(row, attr)
+        rule = session.get(Rule, rule_id) if rule_id is not None else None
+        if rule is None or rule.user_id != row.user_id:
+            if wanted:
+                made = add_rule(session, row.user_id, _notification_rule(row, orders), now=now)
+                setattr(row, attr, made.id)
+        elif rule.enabled != wanted:
+            rule.enabled, rule.updated_at = wanted, now
+            session.add(rule)
+            session.add(RuleChange(rule_id=rule.id, changed_at=now))
+    session.add(row)
+
+
 def _require_box(box: SecretBox) -> None:
     if not box.available:
         raise NotConfigured(
@@ -84,13 +132,22 @@ def _commit(session: Session, row: Account) -> None:
         raise Conflict(f"you already have an account named {row.name!r}") from None
 
 
-def _insert(db: Database, user_id: int, name: str, sealed: str) -> AccountPublic:
+def _insert(db: Database, user_id: int, data: AccountCreate, sealed: str) -> AccountPublic:
     with db.session() as session:
         count = len(session.exec(select(Account.id).where(Account.user_id == user_id)).all())
         if count >= MAX_ACCOUNTS_PER_USER:
             raise Conflict(f"a user can link at most {MAX_ACCOUNTS_PER_USER} accounts")
-        row = Account(user_id=user_id, name=name, token_sealed=sealed, verified_at=utcnow())
+        row = Account(
+            user_id=user_id,
+            name=data.name,
+            token_sealed=sealed,
+            notify_orders=data.notify_orders,
+            notify_balances=data.notify_balances,
+            verified_at=utcnow(),
+        )
         _commit(session, row)
+        _sync_notifications(session, row)
+        session.commit()
         return _public(row)
 
 
@@ -103,7 +160,7 @@ async def link_account(
     if not token:
         raise InvalidInput("token", "the token is empty")
     await _verify(verify, token)
-    return await asyncio.to_thread(_insert, db, user_id, data.name, box.seal(token))
+    return await asyncio.to_thread(_insert, db, user_id, data, box.seal(token))
 
 
 def _apply(
@@ -119,6 +176,7 @@ def _apply(
             if value is not None:
                 setattr(row, field, value)
         row.updated_at = utcnow()
+        _sync_notifications(session, row)
         _commit(session, row)
         return _public(row)
 
@@ -160,22 +218,19 @@ def read_account(session: Session, user_id: int, account_id: int) -> AccountPubl
 
 
 def delete_account(session: Session, user_id: int, account_id: int) -> None:
-    """Unlink an account that no rule uses."""
+    """Unlink an account that no rule of the user's own uses (its notification rules go)."""
     row = _get(session, user_id, account_id)
+    own = {i for i in (row.orders_rule_id, row.balances_rule_id) if i is not None}
     used = session.exec(
-        select(Rule.id).where(Rule.account_id == account_id).order_by(col(Rule.id)).limit(5)
+        select(Rule.id)
+        .where(Rule.account_id == account_id, col(Rule.id).not_in(own))
+        .order_by(col(Rule.id))
+        .limit(5)
     ).all()
     if used:
         ids = ", ".join(str(i) for i in used)
         raise Conflict(f"account {account_id} is used by rules ({ids}); delete them first")
-    session.delete(row)
+    for rule_id in own:
+        session.add(RuleChange(rule_id=rule_id, changed_at=utcnow()))
+    session.delete(row)  # the rules follow by their foreign key's cascade
     session.commit()
-
-
-def check_owned_account(session: Session, user_id: int, account_id: int) -> None:
-    """Raise InvalidInput unless the account is the user's."""
-    row = session.get(Account, account_id)
-    if row is None or row.user_id != user_id:
-        raise InvalidInput(
-            "account_id", f"account {account_id} does not exist (see GET /v1/accounts)"
-        )

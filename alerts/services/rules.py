@@ -9,13 +9,12 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
-from alerts.db.models import Rule, RuleChange, RuleDestination, Ticker
+from alerts.db.models import Account, Rule, RuleChange, RuleDestination, Ticker
 from alerts.db.outbox import delivery_targets, record_event, rule_destination_ids
 from alerts.domain.rules import SPEC_TYPES, RuleKind
 from alerts.domain.values import format_decimal
-from alerts.services.accounts import check_owned_account
 from alerts.services.destinations import owned_destination_ids
 from alerts.services.errors import Conflict, InvalidInput, NotFound
 from alerts.services.events import event_public
@@ -77,6 +76,15 @@ def _public_from(values: dict[str, Any], destination_ids: list[int]) -> RulePubl
     )
 
 
+def check_owned_account(session: Session, user_id: int, account_id: int) -> None:
+    """Raise InvalidInput unless the account is the user's."""
+    row = session.get(Account, account_id)
+    if row is None or row.user_id != user_id:
+        raise InvalidInput(
+            "account_id", f"account {account_id} does not exist (see GET /v1/accounts)"
+        )
+
+
 def _check_references(
     session: Session,
     user_id: int,
@@ -115,8 +123,8 @@ def _columns(data: BaseModel) -> dict[str, Any]:
     }
 
 
-def create_rule(session: Session, user_id: int, data: RuleCreate, *, now: datetime) -> RulePublic:
-    """Store a new rule after checking that what it names is the user's."""
+def add_rule(session: Session, user_id: int, data: RuleCreate, *, now: datetime) -> RulePublic:
+    """Add a new rule to the session (the caller commits), after checking what it names."""
     destination_ids = list(data.destination_ids)
     _check_references(
         session,
@@ -137,8 +145,19 @@ def create_rule(session: Session, user_id: int, data: RuleCreate, *, now: dateti
     }
     rule_id = session.exec(insert(Rule).values(**values).returning(col(Rule.id))).scalar_one()
     _write_links(session, rule_id, destination_ids, now=now)
-    session.commit()
     return _public_from({**values, "id": rule_id}, destination_ids)
+
+
+def create_rule(session: Session, user_id: int, data: RuleCreate, *, now: datetime) -> RulePublic:
+    """Store a new rule after checking that what it names is the user's."""
+    rule = add_rule(session, user_id, data, now=now)
+    session.commit()
+    return rule
+
+
+def count_rules(session: Session, user_id: int) -> int:
+    """How many rules the user has."""
+    return session.exec(select(func.count()).where(Rule.user_id == user_id)).one()
 
 
 def _get(session: Session, user_id: int, rule_id: int) -> Rule:
@@ -234,6 +253,28 @@ def update_rule(
     _write_links(session, rule_id, list(merged.destination_ids), now=now)
     session.commit()
     return _public(row, list(merged.destination_ids))
+
+
+def switch_rule(
+    session: Session,
+    user_id: int,
+    rule_id: int,
+    *,
+    now: datetime,
+    enabled: bool | None = None,
+    snoozed_until: datetime | None = None,
+) -> RulePublic:
+    """Turn a rule on or off, or snooze it until a time (what the bot's buttons do)."""
+    row = _get(session, user_id, rule_id)
+    if enabled is not None:
+        row.enabled = enabled
+    if snoozed_until is not None:
+        row.snoozed_until = snoozed_until
+    row.updated_at = now
+    session.add(row)
+    session.add(RuleChange(rule_id=rule_id, changed_at=now))
+    session.commit()
+    return _public(row, rule_destination_ids(session, rule_id))
 
 
 def delete_rule(session: Session, user_id: int, rule_id: int, *, now: datetime) -> None:

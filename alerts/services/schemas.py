@@ -150,6 +150,10 @@ class AccountCreate(_Input):
 
     name: Name
     token: Token
+    notify_orders: bool = Field(
+        default=True, description="Tell the owner when an order fills, is cancelled, ..."
+    )
+    notify_balances: bool = Field(default=True, description="Tell the owner of balance changes.")
 
 
 class AccountUpdate(_Input):
@@ -168,6 +172,8 @@ class AccountPublic(BaseModel):
     status_reason: str | None
     notify_orders: bool
     notify_balances: bool
+    orders_rule_id: int | None = Field(description="The rule that sends order notifications.")
+    balances_rule_id: int | None = Field(description="The rule that sends balance changes.")
     verified_at: datetime | None
     created_at: datetime
     updated_at: datetime
