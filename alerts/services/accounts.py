@@ -105,7 +105,7 @@ def _sync_notifications(session: Session, row: Account) -> None:
         elif rule.enabled != wanted:
             rule.enabled, rule.updated_at = wanted, now
             session.add(rule)
-            session.add(RuleChange(rule_id=rule.id, changed_at=now))
+            session.add(RuleChange(rule_id=rule_id, changed_at=now))
     session.add(row)
 
 
