@@ -2,11 +2,14 @@
 
 It records every sendMessage and can be told to answer the next request for a chat with an
 error (429 with retry_after, 403, 400, 5xx, a migration, or a delay past the client's timeout).
+For the bot, it plays the users too: `say` and `press` queue updates that getUpdates (long
+polling) hands out, and every other method call is kept in `calls`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import deque
@@ -18,6 +21,9 @@ from aiohttp import web
 TOKEN = "123456:TEST-bot-token-SECRET"
 
 
+BOT_USER = {"id": 123456, "is_bot": True, "first_name": "Alerts", "username": "alerts_bot"}
+
+
 @dataclass
 class Sent:
     chat_id: int
@@ -25,6 +31,18 @@ class Sent:
     parse_mode: str | None
     reply_markup: dict[str, Any] | None
     at: float
+    message_id: int = 0
+
+    def buttons(self) -> dict[str, str]:
+        """Each inline button's text and callback data."""
+        rows = (self.reply_markup or {}).get("inline_keyboard", [])
+        return {b["text"]: b.get("callback_data", "") for row in rows for b in row}
+
+
+def _chat(chat_id: int) -> dict[str, Any]:
+    if chat_id > 0:
+        return {"id": chat_id, "type": "private", "first_name": f"user{chat_id}"}
+    return {"id": chat_id, "type": "supergroup", "title": f"group{chat_id}"}
 
 
 @dataclass
@@ -42,6 +60,79 @@ class FakeTelegram:
     _chat_last: dict[int, float] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
     url: str = ""
+    #: Every method other than sendMessage and getUpdates, with its fields.
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _updates: list[dict[str, Any]] = field(default_factory=list)
+    _update_id: int = 0
+    _message_id: int = 1000
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def say(self, user_id: int, text: str, chat_id: int | None = None) -> int:
+        """A user writes `text` (in their private chat, or in group `chat_id`); the message id."""
+        self._message_id += 1
+        message = {
+            "message_id": self._message_id,
+            "date": int(time.time()),
+            "chat": _chat(chat_id if chat_id is not None else user_id),
+            "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+            "text": text,
+        }
+        if text.startswith("/"):
+            length = len(text.split()[0])
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        self._push({"message": message})
+        return self._message_id
+
+    def press(self, user_id: int, sent: Sent, button: str) -> str:
+        """A user presses the button labelled `button` under a message; the query id."""
+        data = sent.buttons()[button]
+        query_id = f"q{self._update_id + 1}"
+        message = {
+            "message_id": sent.message_id,
+            "date": int(time.time()),
+            "chat": _chat(sent.chat_id),
+            "from": BOT_USER,
+            "text": sent.text,
+        }
+        self._push(
+            {
+                "callback_query": {
+                    "id": query_id,
+                    "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+                    "chat_instance": "1",
+                    "data": data,
+                    "message": message,
+                }
+            }
+        )
+        return query_id
+
+    def _push(self, update: dict[str, Any]) -> None:
+        self._update_id += 1
+        self._updates.append({"update_id": self._update_id, **update})
+        self._arrived.set()
+
+    def _edit(self, form: dict[str, Any]) -> None:
+        for sent in self.sent:
+            if sent.message_id == int(form["message_id"]):
+                sent.text = str(form["text"])
+                markup = form.get("reply_markup")
+                sent.reply_markup = json.loads(markup) if isinstance(markup, str) else markup
+
+    def called(self, method: str) -> list[dict[str, Any]]:
+        """The fields of every call of `method`."""
+        return [fields for name, fields in self.calls if name == method]
+
+    async def _get_updates(self, form: dict[str, Any]) -> web.Response:
+        offset = int(form.get("offset") or 0)
+        deadline = time.monotonic() + float(form.get("timeout") or 0)
+        while True:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            if self._updates or time.monotonic() >= deadline:
+                return web.json_response({"ok": True, "result": self._updates})
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), deadline - time.monotonic())
 
     def fail_next(self, chat_id: int | None = None, **fault: Any) -> None:
         """Answer the next sendMessage (to `chat_id`, or to anyone) with `fault`:
@@ -55,7 +146,7 @@ class FakeTelegram:
     async def __aenter__(self) -> FakeTelegram:
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self._handle)
-        self._runner = web.AppRunner(app)
+        self._runner = web.AppRunner(app, access_log=None)  # its lines hold the bot token
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -71,9 +162,24 @@ class FakeTelegram:
         self.requests += 1
         if request.match_info["token"] != TOKEN:
             return _error(401, "Unauthorized")
-        if request.match_info["method"] != "sendMessage":
-            return web.json_response({"ok": True, "result": True})
+        method = request.match_info["method"]
         form = await _fields(request)
+        if method == "getUpdates":
+            return await self._get_updates(form)
+        if method != "sendMessage":
+            self.calls.append((method, form))
+            if method == "getMe":
+                return web.json_response({"ok": True, "result": BOT_USER})
+            if method == "editMessageText":
+                self._edit(form)
+                message = {
+                    "message_id": int(form["message_id"]),
+                    "date": int(time.time()),
+                    "chat": _chat(int(form["chat_id"])),
+                    "text": form["text"],
+                }
+                return web.json_response({"ok": True, "result": message})
+            return web.json_response({"ok": True, "result": True})
         chat_id = int(form["chat_id"])
         fault = self._take_fault(chat_id)
         if fault:
@@ -92,20 +198,22 @@ class FakeTelegram:
             self.rejected += 1
             return _error(429, "Too Many Requests: retry after 1", {"retry_after": 1})
         markup = form.get("reply_markup")
+        self._message_id += 1
         self.sent.append(
             Sent(
                 chat_id=chat_id,
                 text=str(form["text"]),
                 parse_mode=form.get("parse_mode"),
-                reply_markup=json.loads(markup) if markup else None,
+                reply_markup=json.loads(markup) if isinstance(markup, str) else markup,
                 at=time.monotonic(),
+                message_id=self._message_id,
             )
         )
-        chat_type = "private" if chat_id > 0 else "supergroup"
         result = {
-            "message_id": len(self.sent),
+            "message_id": self._message_id,
             "date": int(time.time()),
-            "chat": {"id": chat_id, "type": chat_type},
+            "chat": _chat(chat_id),
+            "from": BOT_USER,
             "text": form["text"],
         }
         return web.json_response({"ok": True, "result": result})

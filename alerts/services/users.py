@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from alerts.db.models import ApiKey, User
+from alerts.db.models import ApiKey, Delivery, Destination, Event, User, utcnow
 from alerts.security import hash_api_key, key_hint, new_api_key
 from alerts.services.errors import Conflict, NotFound
 from alerts.services.schemas import (
@@ -151,3 +154,67 @@ def delete_key(session: Session, user_id: int, key_id: int) -> None:
         raise NotFound("API key", key_id)
     session.delete(row)
     session.commit()
+
+
+def register_telegram_user(
+    session: Session, *, telegram_user_id: int, name: str, chat_id: int | None = None
+) -> tuple[int, bool]:
+    """The user with this Telegram id, made if new (`True` then); with `chat_id`, that chat
+    is also linked as one of their destinations, enabled again if it had been disabled."""
+    user_id = session.exec(select(User.id).where(User.telegram_user_id == telegram_user_id)).first()
+    created = user_id is None
+    if user_id is None:
+        user = User(name=(name.strip() or f"telegram {telegram_user_id}")[:100])
+        user.telegram_user_id = telegram_user_id
+        session.add(user)
+        try:
+            session.flush()
+        except IntegrityError:  # registered at the same moment by another update
+            session.rollback()
+            return register_telegram_user(
+                session, telegram_user_id=telegram_user_id, name=name, chat_id=chat_id
+            )
+        assert user.id is not None
+        user_id = user.id
+    if chat_id is not None:
+        _link_chat(session, user_id, chat_id, "Telegram" if chat_id > 0 else "Telegram group")
+    session.commit()
+    return user_id, created
+
+
+def _link_chat(session: Session, user_id: int, chat_id: int, name: str) -> None:
+    row = session.exec(
+        select(Destination).where(Destination.user_id == user_id, Destination.chat_id == chat_id)
+    ).first()
+    if row is None:
+        session.add(Destination(user_id=user_id, kind="telegram", name=name, chat_id=chat_id))
+    elif not row.enabled:  # they talk to the bot again, so it may write to them again
+        row.enabled, row.disabled_reason, row.updated_at = True, None, utcnow()
+        session.add(row)
+
+
+def mute_user(session: Session, user_id: int, until: datetime) -> None:
+    """Hold every delivery of the user's until `until`; they then go out as one summary."""
+    user = get_user(session, user_id)
+    user.muted_until = until
+    session.add(user)
+    session.commit()
+
+
+def unmute_user(session: Session, user_id: int, *, now: datetime) -> int:
+    """End a mute now: what it held is due at once. Returns how many deliveries it held."""
+    user = get_user(session, user_id)
+    user.muted_until = None
+    session.add(user)
+    held = (
+        update(Delivery)
+        .where(
+            col(Delivery.held),
+            col(Delivery.status) == "pending",
+            col(Delivery.event_id).in_(select(Event.id).where(Event.user_id == user_id)),
+        )
+        .values(next_attempt_at=now)
+    )
+    count = session.exec(held).rowcount
+    session.commit()
+    return int(count or 0)
