@@ -22,13 +22,7 @@ logger = logging.getLogger("alerts.cli")
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
-EXIT_NOT_AVAILABLE = 3
 EXIT_UNAVAILABLE = 4
-
-# Parts of the service that later releases add; each command says so plainly until then.
-_PENDING_PARTS = {
-    "bot": "the Telegram bot",
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, summary, handler in (
         ("engine", "run the rule engine alone (the database must be migrated)", _engine),
         ("worker", "run a delivery worker alone (the database must be migrated)", _worker),
-        ("bot", "run the Telegram bot alone", _not_available),
+        ("bot", "run the Telegram bot alone (needs TELEGRAM_BOT_TOKEN)", _bot),
     ):
         commands.add_parser(name, help=summary, description=summary).set_defaults(handler=handler)
 
@@ -307,14 +301,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _not_available(args: argparse.Namespace, settings: Settings) -> int:
-    part = _PENDING_PARTS[args.command]
-    print(
-        f"alerts {args.command}: not available yet: {part} arrives in a later release. "
-        "Try `alerts simulate` or `alerts demo`.",
-        file=sys.stderr,
-    )
-    return EXIT_NOT_AVAILABLE
+def _bot(args: argparse.Namespace, settings: Settings) -> int:
+    from alerts.runtime import run_bot
+
+    if settings.telegram_bot_token is None:
+        print("alerts bot: set TELEGRAM_BOT_TOKEN (from @BotFather) first", file=sys.stderr)
+        return EXIT_CONFIG
+    if not _migrated("bot", settings):
+        return EXIT_CONFIG
+    asyncio.run(run_bot(settings))
+    return EXIT_OK
 
 
 def _configure_logging(level: str) -> None:

@@ -8,13 +8,17 @@ import contextlib
 import logging
 import signal
 from datetime import timedelta
+from functools import partial
 
+from alerts.bot.app import BotRunner, Webhook
+from alerts.bot.context import BotConfig, BotServices
 from alerts.db.session import Database
 from alerts.delivery.apprise_notifier import AppriseNotifier
 from alerts.delivery.telegram import TelegramNotifier
 from alerts.delivery.worker import DeliveryWorker, WorkerConfig
 from alerts.engine.runner import Engine, EngineConfig
 from alerts.feed import FeedConfig
+from alerts.feed.verify import verify_token
 from alerts.security import SecretBox
 from alerts.settings import Settings
 
@@ -62,6 +66,34 @@ def make_worker(settings: Settings, db: Database) -> DeliveryWorker:
     )
 
 
+def make_bot(settings: Settings, db: Database) -> BotRunner | None:
+    """The Telegram bot for these settings, or None without a bot token."""
+    token = settings.telegram_bot_token
+    if token is None:
+        return None
+    webhook = None
+    if settings.telegram_webhook_url and settings.telegram_webhook_secret:
+        host, _, port = settings.bot_listen.rpartition(":")
+        webhook = Webhook(
+            url=settings.telegram_webhook_url,
+            secret=settings.telegram_webhook_secret.get_secret_value(),
+            host=host,
+            port=int(port),
+        )
+    services = BotServices(
+        db,
+        _box(settings),
+        partial(verify_token, settings.xrocket_ws_url),
+        BotConfig(
+            max_rules=settings.bot_max_rules,
+            commands_per_minute=settings.bot_commands_per_minute,
+        ),
+    )
+    return BotRunner(
+        token.get_secret_value(), services, api_url=settings.telegram_api_url, webhook=webhook
+    )
+
+
 async def _close_worker(worker: DeliveryWorker, task: asyncio.Task[None]) -> None:
     await worker.stop()
     with contextlib.suppress(asyncio.CancelledError):
@@ -98,8 +130,25 @@ async def run_worker(settings: Settings) -> None:
         db.dispose()
 
 
+async def run_bot(settings: Settings) -> None:
+    """`alerts bot`."""
+    db = Database(settings.database_url)
+    stopping = _stop_signals()
+    bot = make_bot(settings, db)
+    assert bot is not None, "the command checks for a token"
+    task = asyncio.create_task(bot.run(), name="telegram bot")
+    try:
+        await stopping.wait()
+    finally:
+        logger.info("stopping the Telegram bot")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        db.dispose()
+
+
 async def run_all(settings: Settings, host: str, port: int) -> None:
-    """`alerts run`: API, engine and delivery in one process."""
+    """`alerts run`: API, engine, delivery and the bot in one process."""
     import uvicorn
 
     from api.app import create_app
@@ -120,6 +169,8 @@ async def run_all(settings: Settings, host: str, port: int) -> None:
     )
     await engine.start()
     worker_task = asyncio.create_task(worker.run(), name="delivery worker")
+    bot = make_bot(settings, db)
+    bot_task = asyncio.create_task(bot.run(), name="telegram bot") if bot else None
     server_task = asyncio.create_task(server.serve(), name="api")
     stop_task = asyncio.create_task(stopping.wait())
     logger.info("xRocket alerts on http://%s:%s (API docs at /docs)", host, port)
@@ -131,6 +182,10 @@ async def run_all(settings: Settings, host: str, port: int) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await server_task
         stop_task.cancel()
+        if bot_task is not None:
+            bot_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await bot_task
         await engine.stop()
         await _close_worker(worker, worker_task)
         db.dispose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AnyUrl, Field, SecretStr, field_validator
+from pydantic import AnyUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerts.security import SecretKeyError, parse_secret_keys
@@ -24,6 +24,15 @@ class Settings(BaseSettings):
         default=None, validation_alias="TELEGRAM_BOT_TOKEN"
     )
     telegram_api_url: str | None = Field(default=None, validation_alias="TELEGRAM_API_URL")
+    telegram_webhook_url: str | None = Field(default=None, validation_alias="TELEGRAM_WEBHOOK_URL")
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None, validation_alias="TELEGRAM_WEBHOOK_SECRET"
+    )
+    bot_listen: str = Field(default="127.0.0.1:8081", validation_alias="ALERTS_BOT_LISTEN")
+    bot_max_rules: int = Field(default=100, ge=1, validation_alias="ALERTS_BOT_MAX_RULES")
+    bot_commands_per_minute: int = Field(
+        default=20, ge=1, validation_alias="ALERTS_BOT_COMMANDS_PER_MINUTE"
+    )
     alerts_admin_token: SecretStr | None = Field(
         default=None, validation_alias="ALERTS_ADMIN_TOKEN"
     )
@@ -39,6 +48,8 @@ class Settings(BaseSettings):
     @field_validator(
         "telegram_bot_token",
         "telegram_api_url",
+        "telegram_webhook_url",
+        "telegram_webhook_secret",
         "alerts_admin_token",
         "alerts_secret_key",
         "apprise_schemes",
@@ -75,6 +86,38 @@ class Settings(BaseSettings):
                 if part.strip() and not part.strip().replace("+", "").isalnum():
                     raise ValueError("ALERTS_APPRISE_SCHEMES is a comma-separated list of schemes")
         return value
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and AnyUrl(value).scheme not in ("http", "https"):
+            raise ValueError("TELEGRAM_WEBHOOK_URL must be an https:// URL")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram's own rule for secret_token: 1-256 of A-Z, a-z, 0-9, _ and -.
+        secret = value.get_secret_value() if value is not None else None
+        if secret is not None and not (
+            0 < len(secret) <= 256 and secret.replace("_", "").replace("-", "").isalnum()
+        ):
+            raise ValueError("TELEGRAM_WEBHOOK_SECRET is 1-256 letters, digits, _ or -")
+        return value
+
+    @field_validator("bot_listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("ALERTS_BOT_LISTEN is host:port, e.g. 0.0.0.0:8081")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.telegram_webhook_url and not self.telegram_webhook_secret:
+            raise ValueError("TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET as well")
+        return self
 
     @field_validator("log_level")
     @classmethod

@@ -12,7 +12,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import create_engine, inspect
 from sqlmodel import select
 
@@ -47,11 +46,10 @@ def test_help_lists_every_contract_command() -> None:
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("command", ["bot"])
-def test_parts_from_later_releases_say_so_and_fail(command: str) -> None:
-    result = run_cli(command)
-    assert result.returncode == 3
-    assert "not available yet" in result.stderr
+def test_bot_without_a_token_says_what_to_set() -> None:
+    result = run_cli("bot", env={"TELEGRAM_BOT_TOKEN": ""})
+    assert result.returncode == 2
+    assert "TELEGRAM_BOT_TOKEN" in result.stderr
 
 
 def test_bad_configuration_is_named_without_echoing_values() -> None:

@@ -46,6 +46,13 @@ def buttons(rule_id: int | None) -> InlineKeyboardMarkup | None:
     )
 
 
+def bot_session(api_url: str | None) -> AiohttpSession:
+    """An aiogram session for the official Bot API, or for the server at `api_url`."""
+    if api_url:
+        return AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
+    return AiohttpSession()
+
+
 class TelegramNotifier:
     """Sends alert messages to chats, inside Telegram's limits."""
 
@@ -58,12 +65,7 @@ class TelegramNotifier:
         timeout: float = 10.0,
         in_flight: int = 16,
     ) -> None:
-        session = (
-            AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
-            if api_url
-            else AiohttpSession()
-        )
-        self.bot = Bot(token, session=session)
+        self.bot = Bot(token, session=bot_session(api_url))
         self.limiter = limiter or RateLimiter()
         self.timeout = timeout
         self._token = token
