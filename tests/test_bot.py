@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 from sqlmodel import col, select
 
@@ -23,6 +24,7 @@ from alerts.simulator import Simulator, SimulatorConfig
 from tests.api_helpers import BLOCKED_TOKEN, GOOD_TOKEN, make_settings
 from tests.fake_telegram import TOKEN, FakeTelegram, Sent
 from tests.feed_helpers import eventually
+from tests.test_cli import free_port
 
 ALICE, BOB = 4001, 4002
 GROUP = -100777
@@ -309,6 +311,51 @@ async def test_a_bot_that_cannot_start_is_retried(database_url: str) -> None:
         task = asyncio.create_task(bot.run())
         await eventually(lambda: tg.requests >= 3, message="retries")
         assert not task.done() and not bot.up.is_set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    db.dispose()
+
+
+async def test_webhook_mode_checks_the_secret_on_every_request(database_url: str) -> None:
+    upgrade(database_url)
+    db = Database(database_url)
+    port = free_port()
+    hook = f"http://127.0.0.1:{port}/telegram/hook"
+    async with FakeTelegram() as tg:
+        settings = make_settings(
+            database_url,
+            "ws://127.0.0.1:9/",
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            TELEGRAM_API_URL=tg.url,
+            TELEGRAM_WEBHOOK_URL=hook,
+            TELEGRAM_WEBHOOK_SECRET="s3cret_-token",
+            ALERTS_BOT_LISTEN=f"127.0.0.1:{port}",
+        )
+        bot = make_bot(settings, db)
+        assert bot is not None
+        task = asyncio.create_task(bot.run())
+        await eventually(lambda: bool(tg.called("setWebhook")), message="webhook set")
+        [webhook] = tg.called("setWebhook")
+        assert webhook["url"] == hook and webhook["secret_token"] == "s3cret_-token"
+        update = {
+            "update_id": 1,
+            "message": {
+                "message_id": 5,
+                "date": 0,
+                "chat": {"id": ALICE, "type": "private"},
+                "from": {"id": ALICE, "is_bot": False, "first_name": "Alice"},
+                "text": "/help",
+            },
+        }
+        async with httpx.AsyncClient() as client:
+            for secret in (None, "wrong"):
+                headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret else {}
+                r = await client.post(hook, json=update, headers=headers)
+                assert r.status_code == 401
+            good = {"X-Telegram-Bot-Api-Secret-Token": "s3cret_-token"}
+            assert (await client.post(hook, json=update, headers=good)).status_code == 200
+        await eventually(lambda: bool(tg.texts(ALICE)), message="reply")
+        assert len(tg.texts(ALICE)) == 1 and "/alert BTC-USDT above" in tg.texts(ALICE)[0]
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     db.dispose()
