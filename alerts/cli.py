@@ -64,8 +64,21 @@ def _parser() -> argparse.ArgumentParser:
     ):
         commands.add_parser(name, help=summary, description=summary).set_defaults(handler=handler)
 
-    demo = commands.add_parser("demo", help="stream the built-in simulator to the console")
+    demo = commands.add_parser(
+        "demo",
+        help="the whole service against a built-in simulator, alerts printed to the console",
+    )
     demo.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    demo.add_argument(
+        "--port", type=int, default=8000, help="API port (default 8000; any free one if taken)"
+    )
+    demo.add_argument(
+        "--apprise",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also send every alert to this Apprise URL (repeatable)",
+    )
     demo.set_defaults(handler=_demo)
 
     db = commands.add_parser("db", help="database maintenance")
@@ -214,7 +227,7 @@ def _split(value: str) -> list[str]:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from alerts.demo import run_demo
 
-    asyncio.run(run_demo(seconds=args.seconds))
+    asyncio.run(run_demo(args.seconds, port=args.port, apprise=args.apprise))
     return EXIT_OK
 
 

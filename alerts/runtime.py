@@ -141,22 +141,16 @@ async def run_bot(settings: Settings) -> None:
         await stopping.wait()
     finally:
         logger.info("stopping the Telegram bot")
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _cancel(task)
         db.dispose()
 
 
-async def run_all(settings: Settings, host: str, port: int) -> None:
-    """`alerts run`: API, engine, delivery and the bot in one process."""
+async def serve_api(settings: Settings, db: Database, host: str, port: int) -> None:
+    """Serve the REST API until cancelled (then it finishes the requests in flight)."""
     import uvicorn
 
     from api.app import create_app
 
-    db = Database(settings.database_url)
-    stopping = _stop_signals()
-    worker = make_worker(settings, db)
-    engine = make_engine(settings, db, worker)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, db=db),
@@ -167,25 +161,42 @@ async def run_all(settings: Settings, host: str, port: int) -> None:
             server_header=False,
         )
     )
+    serving = asyncio.ensure_future(server.serve())
+    try:
+        await asyncio.shield(serving)
+    except asyncio.CancelledError:
+        server.should_exit = True
+        await asyncio.gather(serving, return_exceptions=True)
+        raise
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def run_all(settings: Settings, host: str, port: int) -> None:
+    """`alerts run`: API, engine, delivery and the bot in one process."""
+    db = Database(settings.database_url)
+    stopping = _stop_signals()
+    worker = make_worker(settings, db)
+    engine = make_engine(settings, db, worker)
     await engine.start()
     worker_task = asyncio.create_task(worker.run(), name="delivery worker")
     bot = make_bot(settings, db)
     bot_task = asyncio.create_task(bot.run(), name="telegram bot") if bot else None
-    server_task = asyncio.create_task(server.serve(), name="api")
+    api_task = asyncio.create_task(serve_api(settings, db, host, port), name="api")
     stop_task = asyncio.create_task(stopping.wait())
     logger.info("xRocket alerts on http://%s:%s (API docs at /docs)", host, port)
     try:
-        await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({api_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        logger.info("stopping: API, engine, delivery")
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await server_task
+        logger.info("stopping: API, bot, engine, delivery")
+        await _cancel(api_task)
         stop_task.cancel()
-        if bot_task is not None:
-            bot_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await bot_task
+        await _cancel(bot_task)
         await engine.stop()
         await _close_worker(worker, worker_task)
         db.dispose()

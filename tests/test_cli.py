@@ -107,14 +107,6 @@ def test_db_upgrade_migrates_an_empty_database(database_url: str) -> None:
         engine.dispose()
 
 
-def test_demo_streams_events_to_the_console() -> None:
-    result = run_cli("demo", "--seconds", "3")
-    assert result.returncode == 0, result.stderr
-    assert "xRocket alerts demo" in result.stdout
-    assert "price   BTC-USDT" in result.stdout
-    assert "balance all" in result.stdout
-
-
 def test_simulate_on_a_taken_port_says_so() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
