@@ -16,6 +16,7 @@ from alerts.db.session import Database
 from alerts.delivery.apprise_notifier import AppriseNotifier
 from alerts.delivery.telegram import TelegramNotifier
 from alerts.delivery.worker import DeliveryWorker, WorkerConfig
+from alerts.engine.leader import Leadership
 from alerts.engine.runner import Engine, EngineConfig
 from alerts.feed import FeedConfig
 from alerts.feed.verify import verify_token
@@ -102,17 +103,45 @@ async def _close_worker(worker: DeliveryWorker, task: asyncio.Task[None]) -> Non
         await worker.telegram.close()
 
 
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def lead_engine(
+    settings: Settings, db: Database, worker: DeliveryWorker | None = None
+) -> None:
+    """Run an engine whenever this process leads (see `alerts.engine.leader`), until
+    cancelled: on standby it waits; if it stops leading, its engine stops at once."""
+    leadership = Leadership(db)
+    try:
+        while True:
+            await leadership.acquire()
+            engine = make_engine(settings, db, worker)
+            await engine.start()
+            try:
+                await leadership.lost.wait()
+                logger.error("stepping down: another engine may take over")
+            finally:
+                await engine.stop()
+    finally:
+        await leadership.release()
+
+
 async def run_engine(settings: Settings) -> None:
     """`alerts engine`."""
     db = Database(settings.database_url)
     stopping = _stop_signals()
-    engine = make_engine(settings, db)
-    await engine.start()
+    task = asyncio.create_task(lead_engine(settings, db), name="engine")
+    stop_task = asyncio.create_task(stopping.wait())
     try:
-        await stopping.wait()
+        await asyncio.wait({task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         logger.info("stopping the engine")
-        await engine.stop()
+        stop_task.cancel()
+        await _cancel(task)
         db.dispose()
 
 
@@ -170,20 +199,12 @@ async def serve_api(settings: Settings, db: Database, host: str, port: int) -> N
         raise
 
 
-async def _cancel(task: asyncio.Task[None] | None) -> None:
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def run_all(settings: Settings, host: str, port: int) -> None:
     """`alerts run`: API, engine, delivery and the bot in one process."""
     db = Database(settings.database_url)
     stopping = _stop_signals()
     worker = make_worker(settings, db)
-    engine = make_engine(settings, db, worker)
-    await engine.start()
+    engine_task = asyncio.create_task(lead_engine(settings, db, worker), name="engine")
     worker_task = asyncio.create_task(worker.run(), name="delivery worker")
     bot = make_bot(settings, db)
     bot_task = asyncio.create_task(bot.run(), name="telegram bot") if bot else None
@@ -197,6 +218,6 @@ async def run_all(settings: Settings, host: str, port: int) -> None:
         await _cancel(api_task)
         stop_task.cancel()
         await _cancel(bot_task)
-        await engine.stop()
+        await _cancel(engine_task)
         await _close_worker(worker, worker_task)
         db.dispose()
