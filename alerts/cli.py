@@ -264,24 +264,14 @@ def _listenable(command: str, host: str, port: int) -> bool:
 
 
 def _api(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-    from api.app import create_app
+    from alerts.runtime import run_api
 
     if not _migrated("api", settings):
         return EXIT_CONFIG
     if not _listenable("api", args.host, args.port):
         return EXIT_UNAVAILABLE
-    config = uvicorn.Config(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-    )
     logger.info("REST API on http://%s:%s (docs at /docs)", args.host, args.port)
-    uvicorn.Server(config).run()
+    asyncio.run(run_api(settings, args.host, args.port))
     return EXIT_OK
 
 

@@ -199,6 +199,20 @@ async def serve_api(settings: Settings, db: Database, host: str, port: int) -> N
         raise
 
 
+async def run_api(settings: Settings, host: str, port: int) -> None:
+    """`alerts api`: the REST API until SIGINT or SIGTERM, then a clean exit."""
+    db = Database(settings.database_url)
+    stopping = _stop_signals()
+    api_task = asyncio.create_task(serve_api(settings, db, host, port), name="api")
+    stop_task = asyncio.create_task(stopping.wait())
+    try:
+        await asyncio.wait({api_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop_task.cancel()
+        await _cancel(api_task)
+        db.dispose()
+
+
 async def run_all(settings: Settings, host: str, port: int) -> None:
     """`alerts run`: API, engine, delivery and the bot in one process."""
     db = Database(settings.database_url)
