@@ -9,7 +9,9 @@ import logging
 import signal
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
+from alerts import health
 from alerts.bot.app import BotRunner, Webhook
 from alerts.bot.context import BotConfig, BotServices
 from alerts.db.session import Database
@@ -110,6 +112,27 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
             await task
 
 
+def _feeds(engine: Engine) -> dict[str, Any]:
+    states = [engine.public.state, *(client.state for client in engine.private.values())]
+    connections = {
+        state.name: {
+            "connected": state.connected,
+            "last_message_age": None if (age := state.last_message_age) is None else round(age, 3),
+        }
+        for state in states
+    }
+    return {"rules": len(engine.evaluator.rules), "connections": connections}
+
+
+async def _run_bot(db: Database, bot: BotRunner) -> None:
+    """The bot, with its heartbeat."""
+    beating = asyncio.create_task(health.beat(db, health.BOT, lambda: {"up": bot.up.is_set()}))
+    try:
+        await bot.run()
+    finally:
+        await _cancel(beating)
+
+
 async def lead_engine(
     settings: Settings, db: Database, worker: DeliveryWorker | None = None
 ) -> None:
@@ -121,10 +144,12 @@ async def lead_engine(
             await leadership.acquire()
             engine = make_engine(settings, db, worker)
             await engine.start()
+            beating = asyncio.create_task(health.beat(db, health.FEEDS, partial(_feeds, engine)))
             try:
                 await leadership.lost.wait()
                 logger.error("stepping down: another engine may take over")
             finally:
+                await _cancel(beating)
                 await engine.stop()
     finally:
         await leadership.release()
@@ -165,7 +190,7 @@ async def run_bot(settings: Settings) -> None:
     stopping = _stop_signals()
     bot = make_bot(settings, db)
     assert bot is not None, "the command checks for a token"
-    task = asyncio.create_task(bot.run(), name="telegram bot")
+    task = asyncio.create_task(_run_bot(db, bot), name="telegram bot")
     try:
         await stopping.wait()
     finally:
@@ -221,7 +246,7 @@ async def run_all(settings: Settings, host: str, port: int) -> None:
     engine_task = asyncio.create_task(lead_engine(settings, db, worker), name="engine")
     worker_task = asyncio.create_task(worker.run(), name="delivery worker")
     bot = make_bot(settings, db)
-    bot_task = asyncio.create_task(bot.run(), name="telegram bot") if bot else None
+    bot_task = asyncio.create_task(_run_bot(db, bot), name="telegram bot") if bot else None
     api_task = asyncio.create_task(serve_api(settings, db, host, port), name="api")
     stop_task = asyncio.create_task(stopping.wait())
     logger.info("xRocket alerts on http://%s:%s (API docs at /docs)", host, port)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 
+from alerts import health
 from alerts.db.session import Database
 from alerts.delivery.apprise_urls import parse_schemes
 from alerts.feed.verify import verify_token
@@ -47,13 +48,21 @@ class AppContext:
     ) -> AppContext:
         """Everything derived from settings, with any part replaceable."""
         secret = settings.alerts_secret_key
+        database = db or Database(settings.database_url)
+        # What the engine and the bot report through their heartbeats (see alerts.health).
+        readiness: dict[str, ReadinessCheck] = {
+            "feeds": partial(health.feeds_ready, database, stale_after=settings.feed_stale_timeout)
+        }
+        if settings.telegram_bot_token is not None:
+            readiness["bot"] = partial(health.bot_ready, database)
         return cls(
             settings=settings,
-            db=db or Database(settings.database_url),
+            db=database,
             box=SecretBox(secret.get_secret_value() if secret else None),
             verify=verify or partial(verify_token, settings.xrocket_ws_url),
             apprise_schemes=parse_schemes(settings.apprise_schemes),
             clock=clock or _now,
+            readiness=readiness,
         )
 
     @property

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from alerts.db.models import Account, Delivery, Destination, Rule, RuleChange, Ticker
+from alerts import health
+from alerts.db.models import Account, Delivery, Destination, Rule, RuleChange, Ticker, utcnow
 from alerts.domain.rules import RuleKind
 from alerts.security import SecretBox
 from alerts.services.rule_schemas import EXAMPLES
@@ -354,7 +355,22 @@ def test_market_tickers(api: Api) -> None:
 
 def test_health_endpoints(api: Api) -> None:
     assert api.client.get("/healthz").json() == {"status": "ok"}
+    ready = api.client.get("/readyz")  # no engine has run: the feeds are not ready
+    assert ready.status_code == 503 and ready.json()["checks"]["database"]["ok"] is True
+    assert ready.json()["checks"]["feeds"] == {"ok": False, "error": "no engine has run yet"}
+    public = {"connected": True, "last_message_age": 0.5}
+    health.write(
+        api.db, health.FEEDS, {"rules": 3, "connections": {"public": public}}, now=utcnow()
+    )
     ready = api.client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"]["database"]["ok"] is True
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["feeds"] == {
+        "ok": True,
+        "connections": {"public": public},
+        "rules": 3,
+    }
+    stale = {"connected": True, "last_message_age": 500}
+    health.write(api.db, health.FEEDS, {"rules": 3, "connections": {"public": stale}}, now=utcnow())
+    assert api.client.get("/readyz").status_code == 503
     metrics = api.client.get("/metrics")
     assert metrics.status_code == 200 and "python_info" in metrics.text

@@ -10,6 +10,7 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -84,6 +85,20 @@ async def test_alerts_run_delivers_a_crossing_to_telegram(tmp_path: Path) -> Non
                         break
                     await asyncio.sleep(0.05)
                 assert event["deliveries"][0]["status"] == "sent"
+
+                async def ready() -> dict[str, Any]:
+                    for _ in range(100):
+                        r = await client.get("/readyz")
+                        if r.status_code == 200:
+                            break
+                        await asyncio.sleep(0.1)
+                    assert r.status_code == 200, r.text
+                    return dict(r.json()["checks"])
+
+                checks = await ready()  # the engine's and the bot's heartbeats reached it
+                assert checks["feeds"]["connections"]["public"]["connected"] is True
+                assert checks["feeds"]["rules"] == 0  # `once`: the rule fired and disarmed
+                assert checks["bot"] == {"ok": True}
         finally:
             process.send_signal(signal.SIGINT)
             _, stderr = await process.communicate()

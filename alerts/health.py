@@ -1,0 +1,90 @@
+"""Heartbeats: the leading engine and the bot write what they see (each feed connection and
+how stale its last message is; whether the bot is up) to the database every few seconds,
+so that `/readyz` of any API process, in any deployment, can report them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import col, select
+
+from alerts.db.models import EngineState
+from alerts.db.session import Database
+
+logger = logging.getLogger("alerts.health")
+
+FEEDS = "heartbeat:feeds"
+BOT = "heartbeat:bot"
+INTERVAL = 2.0
+# A heartbeat older than this means its writer is gone (or on standby, for an engine).
+MISSED = 5 * INTERVAL
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def write(db: Database, key: str, value: dict[str, Any], *, now: datetime) -> None:
+    """Store one heartbeat."""
+    with db.writing() as session:
+        row = session.get(EngineState, key)
+        if row is None:
+            row = EngineState(key=key, value=value, updated_at=now)
+        row.value, row.updated_at = value, now
+        session.add(row)
+        session.commit()
+
+
+async def beat(
+    db: Database, key: str, sample: Callable[[], dict[str, Any]], *, interval: float = INTERVAL
+) -> None:
+    """Write `sample()` under `key` every `interval` seconds, until cancelled."""
+    while True:
+        try:
+            await asyncio.to_thread(write, db, key, sample(), now=_now())
+        except Exception as exc:  # noqa: BLE001  (the database may be down: readiness shows it)
+            logger.warning("could not write the %s heartbeat: %s", key, type(exc).__name__)
+        await asyncio.sleep(interval)
+
+
+def read(db: Database) -> dict[str, EngineState]:
+    """Every heartbeat."""
+    with db.session() as session:
+        rows = session.exec(select(EngineState).where(col(EngineState.key).like("heartbeat:%")))
+        return {row.key: row for row in rows}
+
+
+def feeds_ready(
+    db: Database, *, stale_after: float, now: datetime | None = None
+) -> tuple[bool, dict[str, Any]]:
+    """Ready when an engine leads and each of its feed connections is up and not stale."""
+    row = read(db).get(FEEDS)
+    now = now or _now()
+    if row is None:
+        return False, {"error": "no engine has run yet"}
+    age = (now - row.updated_at).total_seconds()
+    if age > MISSED:
+        return False, {"error": f"no leading engine for {age:.0f} s"}
+    connections = row.value.get("connections", {})
+    ok = all(
+        c.get("connected") and (c.get("last_message_age") or 0) <= stale_after
+        for c in connections.values()
+    )
+    return ok, {"connections": connections, "rules": row.value.get("rules", 0)}
+
+
+def bot_ready(db: Database, *, now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
+    """Ready when a bot process reported itself connected to Telegram lately."""
+    row = read(db).get(BOT)
+    now = now or _now()
+    if row is None:
+        return False, {"error": "the bot has not run yet"}
+    age = (now - row.updated_at).total_seconds()
+    if age > MISSED:
+        return False, {"error": f"no bot heartbeat for {age:.0f} s"}
+    up = bool(row.value.get("up"))
+    return up, {} if up else {"error": "the bot cannot reach Telegram (see its log)"}
