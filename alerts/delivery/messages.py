@@ -72,6 +72,13 @@ def default_text(kind: str, values: Mapping[str, Any]) -> str:
             f"{_v(values, 'currency')} balance {_v(values, 'before')} → {_v(values, 'after')} "
             f"({_v(values, 'change')})"
         )
+    if kind == "feed_stale":
+        return (
+            f"No prices for {s} from the exchange for {_v(values, 'seconds')} s: its alerts "
+            "cannot fire until they resume. You will be told when they do."
+        )
+    if kind == "feed_recovered":
+        return f"Prices for {s} are arriving again; its alerts are back on watch."
     if kind == "account":
         return f"Account {_v(values, 'account')} was {_v(values, 'status')}: {_v(values, 'reason')}"
     return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
