@@ -58,17 +58,25 @@ def read(db: Database) -> dict[str, EngineState]:
         return {row.key: row for row in rows}
 
 
+def _fresh(
+    db: Database, key: str, now: datetime | None, never: str, silent: str
+) -> tuple[EngineState | None, dict[str, Any]]:
+    row = read(db).get(key)
+    if row is None:
+        return None, {"error": never}
+    age = ((now or _now()) - row.updated_at).total_seconds()
+    if age > MISSED:
+        return None, {"error": f"{silent} for {age:.0f} s"}
+    return row, {}
+
+
 def feeds_ready(
     db: Database, *, stale_after: float, now: datetime | None = None
 ) -> tuple[bool, dict[str, Any]]:
     """Ready when an engine leads and each of its feed connections is up and not stale."""
-    row = read(db).get(FEEDS)
-    now = now or _now()
+    row, missing = _fresh(db, FEEDS, now, "no engine has run yet", "no leading engine")
     if row is None:
-        return False, {"error": "no engine has run yet"}
-    age = (now - row.updated_at).total_seconds()
-    if age > MISSED:
-        return False, {"error": f"no leading engine for {age:.0f} s"}
+        return False, missing
     connections = row.value.get("connections", {})
     ok = all(
         c.get("connected") and (c.get("last_message_age") or 0) <= stale_after
@@ -79,12 +87,8 @@ def feeds_ready(
 
 def bot_ready(db: Database, *, now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
     """Ready when a bot process reported itself connected to Telegram lately."""
-    row = read(db).get(BOT)
-    now = now or _now()
+    row, missing = _fresh(db, BOT, now, "the bot has not run yet", "no bot heartbeat")
     if row is None:
-        return False, {"error": "the bot has not run yet"}
-    age = (now - row.updated_at).total_seconds()
-    if age > MISSED:
-        return False, {"error": f"no bot heartbeat for {age:.0f} s"}
+        return False, missing
     up = bool(row.value.get("up"))
     return up, {} if up else {"error": "the bot cannot reach Telegram (see its log)"}

@@ -262,6 +262,9 @@ async def test_a_crossing_reaches_the_user_and_its_buttons_work(
         await world.ask(ALICE, "/alert BTC-USDT above 70000")
         [rule] = world.rules(ALICE)
         await eventually(lambda: rule.id in engine.evaluator.rules, message="rule armed")
+        await eventually(
+            lambda: Decimal("69990") in engine.evaluator.prices.values(), message="first price"
+        )
         world.sim.set_price("BTC-USDT", Decimal("70010"))
         await eventually(lambda: len(world.tg.texts(ALICE)) == 3, timeout=10, message="alert")
         alert = world.tg.sent[-1]

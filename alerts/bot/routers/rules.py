@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
@@ -207,34 +208,36 @@ async def delete(
     await message.answer(f"Deleted alert #{rule_id}.")
 
 
+async def _switch_from_alert(
+    query: CallbackQuery, services: BotServices, user_id: int, rule_id: int, **change: Any
+) -> bool:
+    try:
+        await services.write(switch_rule, user_id, rule_id, now=services.clock(), **change)
+    except NotFound:  # deleted, or pressed by someone else in a group
+        await query.answer("This alert no longer exists.")
+        return False
+    return True
+
+
 async def snooze(
     query: CallbackQuery, callback_data: Snooze, services: BotServices, user_id: int
 ) -> None:
     """The "Snooze 1 h" button on an alert."""
     seconds = min(max(callback_data.seconds, 60), 7 * 86400)
     until = services.clock() + timedelta(seconds=seconds)
-    try:
-        await services.write(
-            switch_rule, user_id, callback_data.rule_id, now=services.clock(), snoozed_until=until
-        )
-    except NotFound:
-        await query.answer("This alert no longer exists.")
-        return
-    await query.answer(f"Snoozed until {until:%H:%M} UTC.")
+    if await _switch_from_alert(
+        query, services, user_id, callback_data.rule_id, snoozed_until=until
+    ):
+        await query.answer(f"Snoozed until {until:%H:%M} UTC.")
 
 
 async def disable(
     query: CallbackQuery, callback_data: Disable, services: BotServices, user_id: int
 ) -> None:
     """The "Disable rule" button on an alert."""
-    try:
-        await services.write(
-            switch_rule, user_id, callback_data.rule_id, now=services.clock(), enabled=False
-        )
-    except NotFound:
-        await query.answer("This alert no longer exists.")
-        return
-    await query.answer(f"Alert #{callback_data.rule_id} is off. /alerts turns it back on.")
+    rule_id = callback_data.rule_id
+    if await _switch_from_alert(query, services, user_id, rule_id, enabled=False):
+        await query.answer(f"Alert #{rule_id} is off. /alerts turns it back on.")
 
 
 def router() -> Router:
