@@ -1,0 +1,116 @@
+"""Prometheus metrics. Counters the hot path would pay for on every push (pushes per channel,
+unparseable frames, reconnects, evaluation time, rules loaded) are not incremented there:
+a collector reads them from the feed clients' and engines' own counters at scrape time.
+Deliveries and firings, a few hundred a second at most, use ordinary counters."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
+
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.registry import Collector
+
+from alerts.feed.state import FeedState
+
+FIRINGS = Counter("alerts_firings", "Rules that fired, by kind.", ["kind"])
+DELIVERIES = Counter(
+    "alerts_deliveries", "Delivery attempts, by target and outcome.", ["target", "outcome"]
+)
+DELIVERY_LATENCY = Histogram(
+    "alerts_delivery_latency_seconds",
+    "From a rule firing to its message being sent.",
+    ["target"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
+
+
+class Observed(Protocol):
+    """What an engine shows the collector."""
+
+    def feed_states(self) -> Iterable[FeedState]:
+        """Its feed connections."""
+        ...
+
+    @property
+    def rules_loaded(self) -> int:
+        """Rules armed now."""
+        ...
+
+    @property
+    def evaluations(self) -> tuple[int, float]:
+        """Pushes evaluated so far, and the seconds that took."""
+        ...
+
+
+class _Collector(Collector):
+    def __init__(self) -> None:
+        self.engines: weakref.WeakSet[Observed] = weakref.WeakSet()
+        self.queue_depth: Callable[[], int] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | SummaryMetricFamily]:
+        pushes = CounterMetricFamily(
+            "alerts_pushes",
+            "Pushes received, by connection and channel.",
+            labels=["connection", "channel"],
+        )
+        bad = CounterMetricFamily(
+            "alerts_pushes_unparseable",
+            "Pushes and frames that could not be understood, by connection and channel.",
+            labels=["connection", "channel"],
+        )
+        reconnects = CounterMetricFamily(
+            "alerts_feed_reconnects", "Connections made after the first.", labels=["connection"]
+        )
+        connected = GaugeMetricFamily(
+            "alerts_feed_connected", "1 while the connection is up.", labels=["connection"]
+        )
+        age = GaugeMetricFamily(
+            "alerts_feed_last_message_age_seconds",
+            "Seconds since the connection's last message.",
+            labels=["connection"],
+        )
+        rules = GaugeMetricFamily("alerts_rules_loaded", "Rules armed in the engine.")
+        evaluation = SummaryMetricFamily(
+            "alerts_evaluation_seconds", "Time spent evaluating pushes against rules."
+        )
+        loaded, count, seconds = 0, 0, 0.0
+        for engine in list(self.engines):
+            loaded += engine.rules_loaded
+            n, s = engine.evaluations
+            count, seconds = count + n, seconds + s
+            for state in engine.feed_states():
+                reconnects.add_metric([state.name], state.reconnects)
+                connected.add_metric([state.name], 1.0 if state.connected else 0.0)
+                if state.last_message_age is not None:
+                    age.add_metric([state.name], state.last_message_age)
+                unknown = state.invalid_frames
+                for channel, stats in state.channels.items():
+                    pushes.add_metric([state.name, channel], stats.pushes)
+                    bad.add_metric([state.name, channel], stats.unparseable)
+                bad.add_metric([state.name, "frame"], unknown)
+        rules.add_metric([], loaded)
+        evaluation.add_metric([], count, seconds)
+        yield from (pushes, bad, reconnects, connected, age, rules, evaluation)
+        if self.queue_depth is not None:
+            depth = GaugeMetricFamily(
+                "alerts_delivery_queue_depth", "Deliveries waiting to be sent."
+            )
+            depth.add_metric([], self.queue_depth())
+            yield depth
+
+
+_COLLECTOR = _Collector()
+REGISTRY.register(_COLLECTOR)
+
+
+def watch_engine(engine: Observed) -> None:
+    """Include this engine's feeds and evaluation in the metrics (until it is gone)."""
+    _COLLECTOR.engines.add(engine)
+
+
+def watch_queue(depth: Callable[[], int]) -> None:
+    """Report the delivery queue's depth, asked at each scrape."""
+    _COLLECTOR.queue_depth = depth
