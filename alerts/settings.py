@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", validation_alias="ALERTS_LOG_LEVEL")
     feed_ping_interval: float = Field(default=30.0, gt=0, validation_alias="ALERTS_PING_INTERVAL")
     feed_stale_timeout: float = Field(default=75.0, gt=0, validation_alias="ALERTS_STALE_TIMEOUT")
+    symbol_stale_after: float = Field(
+        default=300.0, ge=10, validation_alias="ALERTS_SYMBOL_STALE_AFTER"
+    )
     delivery_lease: float = Field(
         default=60.0, ge=1, le=3600, validation_alias="ALERTS_DELIVERY_LEASE"
     )
