@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from alerts import __version__
+from alerts import __version__, logs
 from alerts.settings import Settings
 from alerts.simulator import SimulatorConfig, generated_symbols, serve_forever
 
@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"alerts: invalid configuration:\n{_describe(exc)}", file=sys.stderr)
         return EXIT_CONFIG
-    _configure_logging(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     try:
         return handler(args, settings)
@@ -314,12 +314,6 @@ def _bot(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_CONFIG
     asyncio.run(run_bot(settings))
     return EXIT_OK
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
 
 
 def _describe(exc: ValidationError) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AnyUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -39,6 +41,9 @@ class Settings(BaseSettings):
     alerts_secret_key: SecretStr | None = Field(default=None, validation_alias="ALERTS_SECRET_KEY")
     apprise_schemes: str | None = Field(default=None, validation_alias="ALERTS_APPRISE_SCHEMES")
     log_level: str = Field(default="INFO", validation_alias="ALERTS_LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field(
+        default="text", validation_alias="ALERTS_LOG_FORMAT"
+    )
     feed_ping_interval: float = Field(default=30.0, gt=0, validation_alias="ALERTS_PING_INTERVAL")
     feed_stale_timeout: float = Field(default=75.0, gt=0, validation_alias="ALERTS_STALE_TIMEOUT")
     symbol_stale_after: float = Field(
