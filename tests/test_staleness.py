@@ -61,3 +61,43 @@ def test_notices_reach_the_users_whose_rules_follow_the_symbol(database_url: str
         text = default_text(events[0].kind, events[0].values)
         assert text.startswith("No prices for BTC-USDT from the exchange for 300 s")
     db.dispose()
+
+
+async def test_the_engine_tells_users_when_a_symbol_goes_quiet_and_comes_back(
+    database_url: str,
+) -> None:
+    from decimal import Decimal
+
+    from alerts.engine.runner import Engine, EngineConfig
+    from alerts.security import SecretBox
+    from alerts.simulator import Simulator, SimulatorConfig
+    from tests.feed_helpers import eventually, fast_config
+
+    upgrade(database_url)
+    db = Database(database_url)
+    with db.session() as session:
+        user = User(name="alice", telegram_user_id=11)
+        session.add(user)
+        session.flush()
+        assert user.id
+        session.add(Destination(user_id=user.id, kind="telegram", name="t", chat_id=11))
+        session.add(Rule(user_id=user.id, kind="price_cross", name="r", symbol="BTC-USDT",
+                         params={"symbol": "BTC-USDT", "level": "200"}))  # fmt: skip
+        session.commit()
+
+    def kinds() -> list[str]:
+        with db.session() as session:
+            return [e.kind for e in session.exec(select(Event).order_by(Event.id))]  # type: ignore[arg-type]
+
+    async with Simulator(SimulatorConfig(tick_interval=3600)) as sim:
+        sim.set_price("BTC-USDT", Decimal("100"))
+        config = EngineConfig(feed=fast_config(sim.url), poll_interval=0.05, symbol_stale_after=0.5)
+        engine = Engine(db, config, SecretBox(None))
+        await engine.start()
+        try:
+            await eventually(lambda: kinds() == [STALE], timeout=5, message="stale notice")
+            sim.set_price("BTC-USDT", Decimal("101"))
+            await eventually(lambda: kinds() == [STALE, RECOVERED], timeout=5, message="recovery")
+        finally:
+            await engine.stop()
+    db.dispose()

@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from alerts.domain.hits import Hit
 from alerts.domain.rules import RuleKind
 
 _KINDS = {k.value: k for k in RuleKind}
@@ -85,6 +86,31 @@ class Armed:
             return False
         return not (
             self.every and self.last_fired is not None and now < self.last_fired + self.cooldown
+        )
+
+    def fire(
+        self,
+        now: datetime,
+        values: dict[str, str],
+        *,
+        after_gap: bool = False,
+        dedup: str | None = None,
+    ) -> Hit:
+        """This rule's hit at `now`, with `values` (an `every` rule's cooldown starts)."""
+        if self.every:
+            self.last_fired = now.timestamp()
+        values["time"] = now.isoformat()
+        return Hit(
+            rule_id=self.id,
+            user_id=self.user_id,
+            kind=self.kind.value,
+            symbol=self.symbol,
+            values=values,
+            fired_at=now,
+            once=not self.every,
+            after_gap=after_gap,
+            dedup_key=dedup,
+            price_source=self.source,
         )
 
     def __repr__(self) -> str:

@@ -1,14 +1,14 @@
 """Evaluation: (event, rules, state, now) -> hits, with no I/O.
 
 The `Evaluator` holds the enabled rules in per-symbol indexes and the little state the rules
-need (last price per symbol and source, trailing windows, previous spreads and balances). A
+need (last price per symbol and source, trailing windows, previous spreads; balances and
+reported order statuses are with the account rules, in `alerts.engine.accounts`). A
 rule that fires with trigger `once` leaves the index at once, so it cannot fire twice while
 its firing is being recorded.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -17,12 +17,12 @@ from alerts.domain.events import BalanceUpdate, Candle, FeedEvent, Order, OrderB
 from alerts.domain.hits import Hit
 from alerts.domain.rules import RuleKind
 from alerts.domain.values import format_decimal as fmt
+from alerts.engine.accounts import AccountRules
 from alerts.engine.armed import Armed
 from alerts.engine.index import SortedRules, Window
 
 _HUNDRED = Decimal(100)
 _SOURCES = ("last", "bid", "ask")
-_SEEN_ORDERS = 50_000
 Key = tuple[str, str]
 _EMPTY = SortedRules()
 
@@ -39,7 +39,9 @@ class Evaluator:
     def __init__(self) -> None:
         self.rules: dict[int, Armed] = {}
         self.prices: dict[Key, Decimal] = {}
-        self.balances: dict[int, dict[str, Decimal]] = {}
+        self.accounts = AccountRules()
+        # The same dict as the account rules': the runner loads and persists it.
+        self.balances: dict[int, dict[str, Decimal]] = self.accounts.balances
         self.gaps: set[str] = set()
         self.disarmed: list[Armed] = []
         self._levels: dict[Key, SortedRules] = {}
@@ -50,8 +52,6 @@ class Evaluator:
         self._trades: dict[tuple[str, str], SortedRules] = {}
         self._spreads: dict[str, SortedRules] = {}
         self._spread_prev: dict[str, Decimal] = {}
-        self._accounts: dict[int, list[Armed]] = {}
-        self._seen_orders: OrderedDict[tuple[int, str, str], None] = OrderedDict()
 
     # --- the index ---------------------------------------------------------------------
 
@@ -85,8 +85,7 @@ class Evaluator:
         self.remove(rule.id)
         self.rules[rule.id] = rule
         if rule.kind in (RuleKind.ORDER, RuleKind.BALANCE):
-            assert rule.account is not None
-            self._accounts.setdefault(rule.account, []).append(rule)
+            self.accounts.add(rule)
             return
         for index, key in self._slots(rule):
             index.add(key, rule)
@@ -103,7 +102,7 @@ class Evaluator:
             self.rules[rule.id] = rule
             count += 1
             if rule.account is not None:
-                self._accounts.setdefault(rule.account, []).append(rule)
+                self.accounts.add(rule)
                 continue
             for index, key in self._slots(rule):
                 index.append(key, rule)
@@ -121,9 +120,7 @@ class Evaluator:
         if rule is None:
             return None
         if rule.account is not None:
-            rules = self._accounts.get(rule.account, [])
-            if rule in rules:
-                rules.remove(rule)
+            self.accounts.remove(rule)
             return rule
         for index, key in self._slots(rule):
             index.remove(key, rule)
@@ -142,9 +139,9 @@ class Evaluator:
         elif isinstance(event, Candle):
             hits = self._candle(event, now)
         elif isinstance(event, Order):
-            hits = self._order(event, now)
+            hits = self.accounts.order(event, now)
         elif isinstance(event, BalanceUpdate):
-            hits = self._balance(event, now)
+            hits = self.accounts.balance(event, now)
         else:
             hits = []
         for hit in hits:
@@ -153,31 +150,6 @@ class Evaluator:
                 if gone is not None:
                     self.disarmed.append(gone)
         return hits
-
-    def _hit(
-        self,
-        rule: Armed,
-        now: datetime,
-        values: dict[str, str],
-        *,
-        after_gap: bool = False,
-        dedup: str | None = None,
-    ) -> Hit:
-        if rule.every:
-            rule.last_fired = now.timestamp()
-        values["time"] = now.isoformat()
-        return Hit(
-            rule_id=rule.id,
-            user_id=rule.user_id,
-            kind=rule.kind.value,
-            symbol=rule.symbol,
-            values=values,
-            fired_at=now,
-            once=not rule.every,
-            after_gap=after_gap,
-            dedup_key=dedup,
-            price_source=rule.source,
-        )
 
     def _ticker(self, event: Ticker, now: datetime) -> list[Hit]:
         symbol, hits = event.symbol, []
@@ -239,7 +211,7 @@ class Evaluator:
                     continue
                 assert rule.b is not None
                 values.update(low=fmt(rule.a), high=fmt(rule.b), direction=edge)
-            hits.append(self._hit(rule, now, values, after_gap=gap))
+            hits.append(rule.fire(now, values, after_gap=gap))
         return hits
 
     def _moves(
@@ -284,7 +256,7 @@ class Evaluator:
                     "direction": way,
                     "reference": fmt(reference),
                 }
-                hits.append(self._hit(rule, now, values))
+                hits.append(rule.fire(now, values))
         return hits
 
     def _trade(self, event: Trade, now: datetime) -> list[Hit]:
@@ -309,7 +281,7 @@ class Evaluator:
                 "notional": fmt(notional),
                 "side": side or "",
             }
-            hits.append(self._hit(rule, now, values, dedup=event.trade_id))
+            hits.append(rule.fire(now, values, dedup=event.trade_id))
         return hits
 
     def _book(self, event: OrderBook, now: datetime) -> list[Hit]:
@@ -333,7 +305,7 @@ class Evaluator:
                 "spread": fmt(ask - bid),
                 "percent": fmt(spread.quantize(Decimal("0.0001"))),
             }
-            hits.append(self._hit(rule, now, values))
+            hits.append(rule.fire(now, values))
         return hits
 
     def _candle(self, event: Candle, now: datetime) -> list[Hit]:
@@ -363,77 +335,5 @@ class Evaluator:
                 "level": fmt(rule.a or Decimal(0)),
                 "direction": str(rule.mode),
             }
-            hits.append(self._hit(rule, now, values, dedup=f"{event.interval}:{opened}"))
+            hits.append(rule.fire(now, values, dedup=f"{event.interval}:{opened}"))
         return hits
-
-    def _order(self, event: Order, now: datetime) -> list[Hit]:
-        account = int(event.account) if event.account and event.account.isdigit() else None
-        if account is None:
-            return []
-        seen = (account, event.order_id, event.status.value)
-        if seen in self._seen_orders:
-            return []  # the same status pushed again
-        self._seen_orders[seen] = None
-        if len(self._seen_orders) > _SEEN_ORDERS:
-            self._seen_orders.popitem(last=False)
-        t, hits = now.timestamp(), []
-        side = event.side.value if event.side is not None else None
-        for rule in list(self._accounts.get(account, ())):
-            if rule.kind is not RuleKind.ORDER or event.status.value not in rule.extra:
-                continue
-            if (rule.symbol and rule.symbol != event.symbol) or (rule.mode and rule.mode != side):
-                continue
-            if not rule.may_fire(t):
-                continue
-            values = {
-                "symbol": event.symbol,
-                "order_id": event.order_id,
-                "status": event.status.value,
-                "side": side or "",
-                "type": event.type or "",
-                "price": fmt(event.price) if event.price is not None else "",
-                "quantity": fmt(event.quantity) if event.quantity is not None else "",
-                "executed": fmt(event.executed_quantity) if event.executed_quantity else "0",
-                "average_price": fmt(event.average_price) if event.average_price else "",
-                "account": str(account),
-            }
-            hit = self._hit(rule, now, values, dedup=f"{event.order_id}:{event.status.value}")
-            hits.append(hit)
-        return hits
-
-    def _balance(self, event: BalanceUpdate, now: datetime) -> list[Hit]:
-        account = int(event.account) if event.account and event.account.isdigit() else None
-        if account is None:
-            return []
-        known = self.balances.setdefault(account, {})
-        rules = [r for r in self._accounts.get(account, ()) if r.kind is RuleKind.BALANCE]
-        t, hits = now.timestamp(), []
-        for balance in event.balances:
-            before, after = known.get(balance.currency), balance.total
-            known[balance.currency] = after
-            if before is None or before == after:
-                continue
-            for rule in rules:
-                if rule.extra and rule.extra != balance.currency:
-                    continue
-                if not (_balance_fires(rule, before, after) and rule.may_fire(t)):
-                    continue
-                values = {
-                    "currency": balance.currency,
-                    "before": fmt(before),
-                    "after": fmt(after),
-                    "change": fmt(after - before),
-                    "amount": fmt(rule.a) if rule.a is not None else "",
-                    "account": str(account),
-                }
-                hits.append(self._hit(rule, now, values))
-        return hits
-
-
-def _balance_fires(rule: Armed, before: Decimal, after: Decimal) -> bool:
-    amount = rule.a
-    if rule.mode == "below":
-        return amount is not None and before >= amount > after
-    if rule.mode == "above":
-        return amount is not None and before <= amount < after
-    return amount is None or abs(after - before) >= amount

@@ -1,10 +1,11 @@
 """The engine's loop: feed events in, hits out to the outbox, rules and subscriptions kept in
 step with the database.
 
-Evaluation runs in the feed's sink, in memory. A recorder task writes the pending hits, the
-rules' state changes and the prices they were computed from in one transaction, so a price
-is never persisted ahead of a hit it caused. A poller follows `rule_changes` (edits made by
-any process) and account status, and subscribes to exactly what the enabled rules need.
+Evaluation runs in the feed's sink, in memory. The recorder (`alerts.engine.recorder`) writes
+hits as they are found, with the rules' state changes and the prices they were computed
+from, and hands the new deliveries to `on_recorded`. A poller follows `rule_changes` (edits
+made by any process) and account status, and subscribes to exactly what the enabled rules
+need.
 """
 
 from __future__ import annotations
@@ -19,15 +20,19 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from alerts import metrics
 from alerts.db.session import Database
 from alerts.domain.events import BalanceUpdate, FeedEvent, Ticker
-from alerts.domain.hits import Hit
 from alerts.domain.rules import RuleKind
-from alerts.engine import store
+from alerts.engine import staleness, store
 from alerts.engine.armed import Armed
 from alerts.engine.evaluate import Evaluator
+from alerts.engine.recorder import OnRecorded, Recorder
+from alerts.engine.staleness import StalenessWatch
 from alerts.feed import FeedClient, FeedConfig, Subscription
 from alerts.feed.errors import AuthRejected, RequestRejected
+from alerts.feed.state import FeedState
+from alerts.metrics import FIRINGS
 from alerts.security import SecretBox, SecretsUnavailable, UndecryptableSecret
 
 logger = logging.getLogger("alerts.engine")
@@ -48,6 +53,7 @@ class EngineConfig:
     flush_interval: float = 0.25
     orderbook_depth: int = 5
     retry_delay: float = 1.0
+    symbol_stale_after: float = 300.0
 
 
 def subscription_for(rule: Armed, depth: int) -> Subscription | None:
@@ -74,10 +80,9 @@ class Engine:
         box: SecretBox,
         *,
         clock: Callable[[], datetime] = _now,
-        on_recorded: Callable[[], None] | None = None,
+        on_recorded: OnRecorded | None = None,
     ) -> None:
         self.db = db
-        self.on_recorded = on_recorded
         self.config = config
         self.box = box
         self.clock = clock
@@ -88,19 +93,24 @@ class Engine:
             on_disconnect=self._feed_lost,
         )
         self.private: dict[int, FeedClient] = {}
-        self.recorded = 0
+        self.recorder = Recorder(
+            db,
+            self.evaluator.balances,
+            clock,
+            interval=config.flush_interval,
+            retry_delay=config.retry_delay,
+            on_recorded=on_recorded,
+        )
         self._subs: Counter[Subscription] = Counter()
         self._sub_cache: dict[tuple[object, ...], Subscription | None] = {}
         self._accounts: Counter[int] = Counter()
         self._refused: dict[int, datetime] = {}
-        self._pending: list[Hit] = []
-        self._prices: dict[str, Ticker] = {}
-        self._balances: set[int] = set()
-        self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._last_change = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._private_tasks: dict[int, asyncio.Task[None]] = {}
+        self.staleness = StalenessWatch(config.symbol_stale_after)
+        self._evaluated, self._evaluating = 0, 0.0
 
     # --- rules in and out ----------------------------------------------------------------
 
@@ -135,18 +145,25 @@ class Engine:
         self.evaluator.gaps = {symbol for symbol, _ in self.evaluator.prices}
 
     def _on_event(self, event: FeedEvent) -> None:
+        started = time.perf_counter()
         hits = self.evaluator.evaluate(event, self.clock())
+        self._evaluating += time.perf_counter() - started
+        self._evaluated += 1
+        symbol = getattr(event, "symbol", None)
+        if symbol is not None:
+            self.staleness.seen(symbol, started)
         if self.evaluator.disarmed:
             for rule in self.evaluator.disarmed:
                 self._count(rule, -1)
             self.evaluator.disarmed.clear()
         if isinstance(event, Ticker):
-            self._prices[event.symbol] = event
+            self.recorder.ticker(event)
         elif isinstance(event, BalanceUpdate) and event.account and event.account.isdigit():
-            self._balances.add(int(event.account))
+            self.recorder.balance(int(event.account))
         if hits:
-            self._pending.extend(hits)
-            self._wake.set()
+            self.recorder.add(hits)
+            for hit in hits:
+                FIRINGS.labels(hit.kind).inc()
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -165,10 +182,11 @@ class Engine:
         )
         self._tasks = [
             asyncio.create_task(self.public.run(), name="feed public"),
-            asyncio.create_task(self._record_loop(), name="engine recorder"),
+            asyncio.create_task(self.recorder.run(self._stopping), name="engine recorder"),
             asyncio.create_task(self._poll_loop(), name="engine poller"),
         ]
         await self._sync()
+        metrics.watch_engine(self)
 
     def _load_rules(self) -> None:
         self.evaluator.add_many(self._counted(store.load_rules(self.db)))
@@ -185,7 +203,6 @@ class Engine:
     async def stop(self) -> None:
         """Disconnect, record what is pending, and stop."""
         self._stopping.set()
-        self._wake.set()
         await self.public.stop()
         for client in list(self.private.values()):
             await client.stop()
@@ -207,49 +224,46 @@ class Engine:
 
     # --- recording -----------------------------------------------------------------------
 
-    async def _flush(self, *, everything: bool = True) -> None:
-        """Record the pending hits. Every flush takes all of them, so the prices written with
-        it can never be ahead of a hit; a flush for fresh hits writes only their symbols'
-        prices (the rest wait for the periodic flush), to keep alert latency low."""
-        hits, self._pending = self._pending, []
-        if everything:
-            prices, self._prices = self._prices, {}
-            accounts, self._balances = self._balances, set()
-        else:
-            symbols = {h.symbol for h in hits if h.symbol}
-            prices = {s: self._prices.pop(s) for s in symbols if s in self._prices}
-            accounts = set()
-        if not (hits or prices or accounts):
-            return
-        balances = {a: dict(self.evaluator.balances.get(a, {})) for a in accounts}
-        try:
-            await asyncio.to_thread(store.record, self.db, hits, prices, balances, self.clock())
-        except Exception:
-            # Keep everything for the next attempt; newer prices win over the retried ones.
-            self._pending[:0] = hits
-            self._prices = {**prices, **self._prices}
-            self._balances |= accounts
-            raise
-        self.recorded += len(hits)
-        if hits and self.on_recorded is not None:
-            self.on_recorded()  # e.g. wake the delivery worker in this process
+    @property
+    def recorded(self) -> int:
+        """Hits recorded so far."""
+        return self.recorder.recorded
 
-    async def _record_loop(self) -> None:
-        interval = self.config.flush_interval
-        last_full = time.monotonic()
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
-            self._wake.clear()
-            everything = time.monotonic() - last_full >= interval
-            try:
-                await self._flush(everything=everything)
-            except Exception:
-                logger.exception("recording hits failed; retrying")
-                await asyncio.sleep(self.config.retry_delay)
-                continue
-            if everything:
-                last_full = time.monotonic()
+    async def _flush(self) -> None:
+        """Record everything pending now."""
+        await self.recorder.flush()
+
+    # --- what metrics and health checks see -----------------------------------------------
+
+    @property
+    def rules_loaded(self) -> int:
+        """Rules armed now."""
+        return len(self.evaluator.rules)
+
+    @property
+    def evaluations(self) -> tuple[int, float]:
+        """Pushes evaluated so far, and the seconds that took."""
+        return self._evaluated, self._evaluating
+
+    def feed_states(self) -> list[FeedState]:
+        """The public connection's state and each account connection's."""
+        return [self.public.state, *(client.state for client in self.private.values())]
+
+    async def _tell_staleness(self) -> None:
+        went, back = self.staleness.check(time.perf_counter())
+        for symbol in went:
+            await asyncio.to_thread(
+                staleness.notify,
+                self.db,
+                symbol,
+                staleness.STALE,
+                self.staleness.after,
+                self.clock(),
+            )
+        for symbol in back:
+            await asyncio.to_thread(
+                staleness.notify, self.db, symbol, staleness.RECOVERED, 0, self.clock()
+            )
 
     # --- following the database ----------------------------------------------------------
 
@@ -260,6 +274,7 @@ class Engine:
             try:
                 await self._apply_changes()
                 await self._sync()
+                await self._tell_staleness()
                 if time.monotonic() - pruned > 600:
                     pruned = time.monotonic()
                     cutoff = self.clock() - _CHANGES_KEPT
@@ -285,6 +300,11 @@ class Engine:
 
     async def _sync_public(self) -> None:
         wanted = {sub for sub, n in self._subs.items() if n > 0}
+        symbols = {sub.symbol for sub in wanted if sub.symbol}
+        for symbol in set(self.staleness.last) - symbols:
+            self.staleness.forget(symbol)
+        for symbol in symbols:
+            self.staleness.follow(symbol, time.perf_counter())
         current = self.public.subscriptions
         for sub in current - wanted:
             await self.public.unsubscribe(sub)

@@ -1,11 +1,10 @@
-"""Everything the engine reads from and writes to the database (synchronous; the runner calls
-it from a worker thread). Hits are recorded with their rule's state change and the prices
-they were computed from, in one transaction."""
+"""What the engine reads from the database, and its writes other than recording hits (those
+are in `alerts.engine.recorder`). Synchronous; the runner calls it from a worker thread."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,15 +13,12 @@ from typing import Any
 import msgspec
 from sqlalchemy import delete, func
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
-from alerts.db.models import Account, EngineState, Event, Rule, RuleChange
+from alerts.db.models import Account, EngineState, Rule, RuleChange
 from alerts.db.models import Ticker as TickerRow
-from alerts.db.outbox import delivery_targets, record_event, rule_destination_ids
+from alerts.db.outbox import delivery_targets, record_event
 from alerts.db.session import Database
-from alerts.domain.events import Ticker, utc
-from alerts.domain.hits import Hit
 from alerts.engine.armed import Armed, arm, arm_fields
 
 logger = logging.getLogger("alerts.engine")
@@ -140,93 +136,6 @@ def load_balances(db: Database) -> dict[int, dict[str, Decimal]]:
             account = int(row.key.split(":", 1)[1])
             balances[account] = {k: Decimal(v) for k, v in row.value.items()}
     return balances
-
-
-def _upsert(session: Session, table: Any, rows: list[dict[str, Any]], key: str) -> None:
-    if not rows:
-        return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(rows)
-    columns = {c: stmt.excluded[c] for c in rows[0] if c != key}
-    session.execute(stmt.on_conflict_do_update(index_elements=[key], set_=columns))
-
-
-def _record_hit(session: Session, hit: Hit) -> int | None:
-    rule = session.get(Rule, hit.rule_id)
-    if rule is None or not rule.enabled:
-        return None  # deleted or paused between evaluation and recording
-    if hit.dedup_key is not None:
-        seen = session.exec(
-            select(Event.id).where(Event.rule_id == hit.rule_id, Event.dedup_key == hit.dedup_key)
-        ).first()
-        if seen is not None:
-            return None  # the same occurrence, already recorded (e.g. before a restart)
-    values = {**hit.values, "rule": rule.name, "kind": rule.kind}
-    targets = delivery_targets(session, rule.user_id, rule_destination_ids(session, rule.id or 0))
-    event, _ = record_event(
-        session,
-        user_id=rule.user_id,
-        rule_id=rule.id,
-        rule_name=rule.name,
-        kind=rule.kind,
-        symbol=hit.symbol,
-        values=values,
-        destination_ids=targets,
-        now=hit.fired_at,
-        after_gap=hit.after_gap,
-        dedup_key=hit.dedup_key,
-    )
-    rule.fire_count += 1
-    rule.last_fired_at = hit.fired_at
-    if hit.once:
-        rule.enabled = False
-        rule.updated_at = hit.fired_at
-    session.add(rule)
-    return event.id
-
-
-def record(
-    db: Database,
-    hits: list[Hit],
-    prices: Mapping[str, Ticker],
-    balances: Mapping[int, Mapping[str, Decimal]],
-    now: datetime,
-) -> list[int]:
-    """Record hits (event, deliveries, rule state) and the state they came from, atomically."""
-    with db.writing() as session:
-        events = [e for e in (_record_hit(session, hit) for hit in hits) if e is not None]
-        _upsert(
-            session,
-            TickerRow,
-            [
-                {
-                    "symbol": t.symbol,
-                    "last": t.last,
-                    "bid": t.bid,
-                    "ask": t.ask,
-                    "change_percent": t.day.change_percent if t.day else None,
-                    "exchange_time": utc(t.timestamp),
-                    "updated_at": now,
-                }
-                for t in prices.values()
-            ],
-            "symbol",
-        )
-        _upsert(
-            session,
-            EngineState,
-            [
-                {
-                    "key": f"balances:{account}",
-                    "value": {k: format(v, "f") for k, v in values.items()},
-                    "updated_at": now,
-                }
-                for account, values in balances.items()
-            ],
-            "key",
-        )
-        session.commit()
-        return events
 
 
 @dataclass(frozen=True, slots=True)

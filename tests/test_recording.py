@@ -1,0 +1,307 @@
+"""Recording hits in batches and handing the new deliveries to the worker of the same process:
+routing agrees with the one-firing path, duplicates and late hits are dropped, prices never
+run ahead of a hit, and a handed delivery is still claimed under a lease before it is sent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+
+from alerts.db.migrate import upgrade
+from alerts.db.models import Delivery, Destination, EngineState, Event, Rule, RuleDestination, User
+from alerts.db.models import Ticker as TickerRow
+from alerts.db.outbox import delivery_targets, rule_destination_ids
+from alerts.db.session import Database
+from alerts.delivery.queue import SENDING, claim
+from alerts.delivery.ratelimit import Limits, RateLimiter
+from alerts.delivery.telegram import TelegramNotifier
+from alerts.delivery.worker import DeliveryWorker, WorkerConfig
+from alerts.domain.events import Ticker
+from alerts.domain.hits import Hit
+from alerts.engine.recorder import Recorder, record
+from alerts.security import SecretBox
+from tests.api_helpers import SECRET_KEY
+from tests.fake_telegram import TOKEN, FakeTelegram
+
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # in the past: due for a worker on real time
+LEASE = timedelta(seconds=60)
+
+
+@dataclass
+class World:
+    db: Database
+    alice: int  # has a private chat (telegram_user_id 700)
+    bob: int  # has none
+    rules: dict[str, int]
+    chats: dict[str, int]  # destination ids
+
+    def hit(self, rule: str, *, at: datetime = T0, **fields: Any) -> Hit:
+        values = {"symbol": "BTC-USDT", "price": "70100", "time": at.isoformat()}
+        with self.db.session() as session:
+            row = session.get(Rule, self.rules[rule])
+            assert row is not None
+            once = row.trigger == "once"
+        return Hit(
+            rule_id=self.rules[rule],
+            user_id=0,
+            kind="price_cross",
+            symbol="BTC-USDT",
+            values=values,
+            fired_at=at,
+            once=fields.pop("once", once),
+            **fields,
+        )
+
+    def events(self, rule: str) -> list[Event]:
+        with self.db.session() as session:
+            query = select(Event).where(Event.rule_id == self.rules[rule])
+            return list(session.exec(query.order_by(col(Event.id))))
+
+    def deliveries(self, rule: str) -> list[Delivery]:
+        with self.db.session() as session:
+            query = (
+                select(Delivery)
+                .join(Event, col(Event.id) == col(Delivery.event_id))
+                .where(Event.rule_id == self.rules[rule])
+            )
+            return list(session.exec(query.order_by(col(Delivery.id))))
+
+    def rule(self, name: str) -> Rule:
+        with self.db.session() as session:
+            row = session.get(Rule, self.rules[name])
+            assert row is not None
+            return row
+
+
+@pytest.fixture
+def world(database_url: str) -> Iterator[World]:
+    upgrade(database_url)
+    db = Database(database_url)
+    with db.session() as session:
+        alice = User(name="alice", telegram_user_id=700)
+        bob = User(name="bob")
+        session.add_all([alice, bob])
+        session.flush()
+        assert alice.id is not None and bob.id is not None
+        chats = {
+            "private": Destination(user_id=alice.id, kind="telegram", name="me", chat_id=700),
+            "group": Destination(user_id=alice.id, kind="telegram", name="g", chat_id=-5),
+            "off": Destination(
+                user_id=alice.id, kind="telegram", name="o", chat_id=6, enabled=False
+            ),
+            "bobs": Destination(user_id=bob.id, kind="telegram", name="b", chat_id=800),
+        }
+        session.add_all(chats.values())
+        session.flush()
+
+        def rule(user: int, name: str, **fields: Any) -> Rule:
+            params = {"symbol": "BTC-USDT", "level": "70000"}
+            return Rule(user_id=user, kind="price_cross", name=name, params=params, **fields)
+
+        rules = {
+            "named": rule(alice.id, "named", trigger="every"),  # group, off and bob's chat
+            "default": rule(alice.id, "default", trigger="every"),  # alice's private chat
+            "nowhere": rule(bob.id, "nowhere", trigger="every"),  # bob has no private chat
+            "once": rule(alice.id, "once"),
+            "paused": rule(alice.id, "paused", enabled=False),
+            "keyed": rule(alice.id, "keyed", trigger="every"),
+        }
+        session.add_all(rules.values())
+        session.flush()
+        for name in ("group", "off", "bobs"):
+            session.add(
+                RuleDestination(rule_id=rules["named"].id or 0, destination_id=chats[name].id or 0)
+            )
+        session.commit()
+        ids = {k: v.id or 0 for k, v in rules.items()}
+        chat_ids = {k: v.id or 0 for k, v in chats.items()}
+    w = World(db, alice.id, bob.id, ids, chat_ids)
+    yield w
+    db.dispose()
+
+
+def test_a_batch_routes_as_single_firings_do(world: World) -> None:
+    hits = [world.hit(name) for name in ("named", "default", "nowhere", "paused")]
+    created = record(world.db, hits, {}, {}, T0)
+    with world.db.session() as session:
+        for name in ("named", "default", "nowhere"):
+            rule = session.get(Rule, world.rules[name])
+            assert rule is not None
+            expected = delivery_targets(
+                session, rule.user_id, rule_destination_ids(session, rule.id or 0)
+            )
+            assert [d.destination_id for d in world.deliveries(name)] == expected
+    assert [d.destination_id for d in world.deliveries("named")] == [world.chats["group"]]
+    assert [d.destination_id for d in world.deliveries("default")] == [world.chats["private"]]
+    assert world.deliveries("nowhere") == [] and len(world.events("nowhere")) == 1
+    assert world.events("paused") == []  # paused between evaluation and recording
+    all_ids = [d.id or 0 for name in ("named", "default") for d in world.deliveries(name)]
+    assert sorted(created) == sorted(all_ids)
+    event = world.events("default")[0]
+    assert event.values["rule"] == "default" and event.values["kind"] == "price_cross"
+    assert event.fired_at == T0 and event.rule_name == "default"
+
+
+def test_rule_state_duplicates_and_once(world: World) -> None:
+    later = T0 + timedelta(seconds=1)
+    hits = [
+        world.hit("default"),
+        world.hit("default", at=later),  # an `every` rule firing twice in one batch
+        world.hit("once"),
+        world.hit("once", at=later),  # too late: the first disabled it
+        world.hit("keyed", dedup_key="o1:FILLED"),
+        world.hit("keyed", dedup_key="o1:FILLED"),  # the same occurrence twice
+    ]
+    record(world.db, hits, {}, {}, later)
+    assert world.rule("default").fire_count == 2 and world.rule("default").last_fired_at == later
+    assert [e.fired_at for e in world.events("default")] == [T0, later]
+    once = world.rule("once")
+    assert (once.enabled, once.fire_count, len(world.events("once"))) == (False, 1, 1)
+    assert len(world.events("keyed")) == 1
+    # Seen before (e.g. before a restart): not recorded again; a new occurrence is.
+    record(world.db, [world.hit("keyed", dedup_key="o1:FILLED")], {}, {}, later)
+    record(world.db, [world.hit("keyed", dedup_key="o1:CANCELED")], {}, {}, later)
+    assert [e.dedup_key for e in world.events("keyed")] == ["o1:FILLED", "o1:CANCELED"]
+    assert world.rule("keyed").fire_count == 2
+
+
+def _ticker(symbol: str, last: str) -> Ticker:
+    return Ticker(symbol=symbol, last=Decimal(last), bid=None, ask=None, timestamp=0)
+
+
+def _prices(db: Database) -> dict[str, Decimal | None]:
+    with db.session() as session:
+        return {t.symbol: t.last for t in session.exec(select(TickerRow))}
+
+
+async def test_hits_are_written_at_once_with_their_own_prices_only(world: World) -> None:
+    handed: list[list[int]] = []
+    balances = {7: {"USDT": Decimal("5")}}
+    recorder = Recorder(
+        world.db, balances, lambda: T0, interval=3600, retry_delay=0.01, on_recorded=handed.append
+    )
+    stopping = asyncio.Event()
+    task = asyncio.create_task(recorder.run(stopping))
+    try:
+        recorder.ticker(_ticker("ETH-USDT", "3500"))
+        recorder.ticker(_ticker("BTC-USDT", "70100"))
+        recorder.balance(7)
+        recorder.add([world.hit("default")])
+        for _ in range(100):
+            if handed:
+                break
+            await asyncio.sleep(0.01)
+        assert handed == [[d.id for d in world.deliveries("default")]]
+        # The hit's symbol's price went with it; the rest waits for the periodic write.
+        assert _prices(world.db) == {"BTC-USDT": Decimal("70100")}
+        await recorder.flush()
+        assert _prices(world.db) == {"BTC-USDT": Decimal("70100"), "ETH-USDT": Decimal("3500")}
+        with world.db.session() as session:
+            state = session.get(EngineState, "balances:7")
+            assert state is not None and state.value == {"USDT": "5"}
+    finally:
+        stopping.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_failed_write_keeps_everything_and_newer_prices_win(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = Recorder(world.db, {}, lambda: T0, interval=3600, retry_delay=0.01)
+    recorder.ticker(_ticker("BTC-USDT", "70100"))
+    recorder.add([world.hit("default")])
+
+    def broken(*_args: Any) -> list[int]:
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr("alerts.engine.recorder.record", broken)
+    with pytest.raises(RuntimeError):
+        await recorder.flush()
+    recorder.ticker(_ticker("BTC-USDT", "70200"))  # arrived meanwhile
+    monkeypatch.setattr("alerts.engine.recorder.record", record)
+    await recorder.flush()
+    assert len(world.events("default")) == 1 and recorder.recorded == 1
+    assert _prices(world.db) == {"BTC-USDT": Decimal("70200")}
+
+
+def test_claiming_by_id_takes_only_what_is_due(world: World) -> None:
+    ids = record(world.db, [world.hit("default"), world.hit("named")], {}, {}, T0)
+    first, second = sorted(ids)
+    [job] = claim(world.db, now=T0, lease=LEASE, limit=10, ids=[first])
+    assert job.delivery_id == first and job.attempts == 1 and job.chat_id == 700
+    # Leased: neither a claim by id nor a scan takes it again before the lease ends.
+    assert claim(world.db, now=T0, lease=LEASE, limit=10, ids=[first]) == []
+    assert [j.delivery_id for j in claim(world.db, now=T0, lease=LEASE, limit=10)] == [second]
+    # A worker that died: its lease runs out and the delivery is claimed again.
+    later = T0 + LEASE + timedelta(seconds=1)
+    [again] = claim(world.db, now=later, lease=LEASE, limit=10, ids=[first])
+    assert again.delivery_id == first and again.attempts == 2
+
+
+@pytest.fixture
+async def sender(world: World) -> AsyncIterator[tuple[World, FakeTelegram, DeliveryWorker]]:
+    async with FakeTelegram() as tg:
+        limiter = RateLimiter(Limits(bot_per_second=1000, private_interval=0.0))
+        telegram = TelegramNotifier(TOKEN, api_url=tg.url, limiter=limiter)
+        # No scans during the test: whatever is sent was handed over.
+        config = WorkerConfig(poll_interval=3600)
+        worker = DeliveryWorker(world.db, SecretBox(SECRET_KEY), telegram=telegram, config=config)
+        yield world, tg, worker
+        await telegram.close()
+
+
+async def test_handed_deliveries_are_claimed_and_sent_without_a_scan(
+    sender: tuple[World, FakeTelegram, DeliveryWorker],
+) -> None:
+    world, tg, worker = sender
+    assert not await worker.run_once()  # the first scan, at start
+    task = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.05)
+        ids = record(world.db, [world.hit("default"), world.hit("named")], {}, {}, T0)
+        started = time.monotonic()
+        worker.wake(ids)
+        for _ in range(200):
+            if len(tg.sent) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(s.chat_id for s in tg.sent) == [-5, 700]
+        assert time.monotonic() - started < 2.0
+        await asyncio.sleep(0.2)
+        assert len(tg.sent) == 2  # nothing twice
+    finally:
+        await worker.stop()
+        await task
+    with world.db.session() as session:
+        statuses = {d.status for d in session.exec(select(Delivery))}
+    assert statuses == {"sent"}
+
+
+async def test_a_handed_delivery_already_claimed_elsewhere_is_not_sent_twice(
+    sender: tuple[World, FakeTelegram, DeliveryWorker],
+) -> None:
+    world, tg, worker = sender
+    [delivery] = record(world.db, [world.hit("default")], {}, {}, T0)
+    now = datetime.now(UTC)
+    [job] = claim(world.db, now=now, lease=LEASE, limit=10)  # another worker's claim
+    assert job.delivery_id == delivery
+    task = asyncio.create_task(worker.run())
+    try:
+        worker.wake([delivery])
+        await asyncio.sleep(0.3)
+    finally:
+        await worker.stop()
+        await task
+    assert tg.sent == []
+    with world.db.session() as session:
+        row = session.get(Delivery, delivery)
+        assert row is not None and row.status == SENDING
