@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
 from fastapi import FastAPI
 
 import alerts
+from alerts import metrics
 from alerts.db.session import Database
+from alerts.delivery import queue
 from alerts.services.accounts import Verifier
 from alerts.settings import Settings
 from api.context import AppContext
@@ -45,4 +48,6 @@ def create_app(
     for module in (users, destinations, accounts, rules, events, market):
         app.include_router(module.router, prefix="/v1", responses=AUTH_RESPONSES)
     app.include_router(health.router)
+    # The queue lives in the database: any API process can report its depth.
+    metrics.watch_queue(partial(queue.depth, context.db))
     return app

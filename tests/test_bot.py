@@ -286,19 +286,57 @@ async def test_a_crossing_reaches_the_user_and_its_buttons_work(
             await worker.telegram.close()
 
 
-async def test_mute_holds_alerts_and_unmute_releases_them(world: World) -> None:
-    await world.ask(ALICE, "/start")
-    reply = await world.ask(ALICE, "/mute 2h")
-    assert reply.text.startswith("🔕 Muted until")
-    with world.db.session() as session:
-        user = session.exec(select(User).where(User.telegram_user_id == ALICE)).one()
-        assert user.muted_until is not None
-        assert user.muted_until > datetime.now(UTC) + timedelta(minutes=119)
-    assert (await world.ask(ALICE, "/unmute")).text == "🔔 Unmuted."
-    with world.db.session() as session:
-        user = session.exec(select(User).where(User.telegram_user_id == ALICE)).one()
-        assert user.muted_until is None
-        assert session.exec(select(Delivery)).all() == []
+async def test_mute_holds_alerts_and_unmute_sends_one_summary(
+    world: World, database_url: str
+) -> None:
+    settings = make_settings(
+        database_url, world.sim.url, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=world.tg.url
+    )
+    worker = make_worker(settings, world.db)
+    engine = make_engine(settings, world.db, worker)
+    world.sim.set_price("BTC-USDT", Decimal("100"))
+    await engine.start()
+    worker_task = asyncio.create_task(worker.run())
+    try:
+        await world.ask(ALICE, "/start")
+        reply = await world.ask(ALICE, "/mute 2h")
+        assert reply.text.startswith("🔕 Muted until")
+        with world.db.session() as session:
+            user = session.exec(select(User).where(User.telegram_user_id == ALICE)).one()
+            assert user.muted_until is not None
+            assert user.muted_until > datetime.now(UTC) + timedelta(minutes=119)
+        await world.ask(ALICE, "/alert BTC-USDT above 101")
+        await world.ask(ALICE, "/alert BTC-USDT above 102")
+        ids = [r.id for r in world.rules(ALICE)]
+        await eventually(lambda: all(i in engine.evaluator.rules for i in ids), message="armed")
+        await eventually(
+            lambda: Decimal("100") in engine.evaluator.prices.values(), message="first price"
+        )
+        world.sim.set_price("BTC-USDT", Decimal("103"))
+
+        def held() -> int:
+            with world.db.session() as session:
+                return len(session.exec(select(Delivery).where(col(Delivery.held))).all())
+
+        await eventually(lambda: held() == 2, timeout=10, message="both alerts held")
+        before = len(world.tg.texts(ALICE))
+        assert (await world.ask(ALICE, "/unmute")).text.startswith("🔔 Unmuted. 2 held alert")
+        await eventually(lambda: len(world.tg.texts(ALICE)) == before + 2, message="summary")
+        summary = world.tg.texts(ALICE)[-1]
+        assert summary.startswith("<b>🔕 While muted: 2 alerts</b>")
+        assert "crossed 101 up" in summary and "crossed 102 up" in summary
+
+        def statuses() -> set[str]:
+            with world.db.session() as session:
+                return {d.status for d in session.exec(select(Delivery))}
+
+        await eventually(lambda: statuses() == {"sent"}, message="both recorded as sent")
+    finally:
+        await worker.stop()
+        await asyncio.gather(worker_task, return_exceptions=True)
+        await engine.stop()
+        if worker.telegram is not None:
+            await worker.telegram.close()
 
 
 async def test_a_bot_that_cannot_start_is_retried(database_url: str) -> None:

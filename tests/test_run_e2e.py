@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.simulator import Simulator, SimulatorConfig
 from tests.fake_telegram import TOKEN, FakeTelegram
@@ -20,6 +21,20 @@ from tests.feed_helpers import eventually
 from tests.test_cli import free_port
 
 ADMIN = "run-e2e-admin"
+# Every metric the service promises (issue 7), as prometheus_client's parser names them.
+METRICS = [
+    "alerts_pushes",
+    "alerts_pushes_unparseable",
+    "alerts_evaluation_seconds",
+    "alerts_rules_loaded",
+    "alerts_firings",
+    "alerts_deliveries",
+    "alerts_delivery_latency_seconds",
+    "alerts_feed_reconnects",
+    "alerts_feed_connected",
+    "alerts_feed_last_message_age_seconds",
+    "alerts_delivery_queue_depth",
+]
 
 
 async def test_alerts_run_delivers_a_crossing_to_telegram(tmp_path: Path) -> None:
@@ -99,6 +114,20 @@ async def test_alerts_run_delivers_a_crossing_to_telegram(tmp_path: Path) -> Non
                 assert checks["feeds"]["connections"]["public"]["connected"] is True
                 assert checks["feeds"]["rules"] == 0  # `once`: the rule fired and disarmed
                 assert checks["bot"] == {"ok": True}
+
+                r = await client.get("/metrics")
+                families = {f.name: f for f in text_string_to_metric_families(r.text)}
+                for name in METRICS:
+                    assert name in families, name
+                pushes = families["alerts_pushes"].samples
+                ticker = {"connection": "public", "channel": "ticker"}
+                assert any(s.labels == ticker and s.value >= 2 for s in pushes)
+                firings = families["alerts_firings"].samples
+                assert any(s.labels == {"kind": "price_cross"} and s.value == 1 for s in firings)
+                sent = families["alerts_deliveries"].samples
+                assert any(s.labels == {"target": "telegram", "outcome": "sent"} for s in sent)
+                latency = families["alerts_delivery_latency_seconds"].samples
+                assert any(s.name.endswith("_count") and s.value == 1 for s in latency)
         finally:
             process.send_signal(signal.SIGINT)
             _, stderr = await process.communicate()

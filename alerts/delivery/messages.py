@@ -125,9 +125,9 @@ def render(
     )
 
 
-def digest(messages: Sequence[Message]) -> Message:
-    """Many alerts for one chat as one message (flood control)."""
-    title = f"🔔 {len(messages)} alerts"
+def digest(messages: Sequence[Message], title: str | None = None) -> Message:
+    """Many alerts for one chat as one message (flood control, or a mute's summary)."""
+    title = title or f"🔔 {len(messages)} alerts"
     text = "\n".join([title, *(f"• {m.title}: {m.text.splitlines()[1]}" for m in messages)])
     parts = [f"<b>{html.escape(title)}</b>"]
     for m in messages:

@@ -1,19 +1,23 @@
 """The delivery queue in the database: claim due deliveries under a lease, record each attempt
 and its outcome. On PostgreSQL claims take `FOR UPDATE SKIP LOCKED`, so any number of
 workers share the work; on SQLite one worker runs. A claim whose worker died is taken over
-when its lease ends."""
+when its lease ends. A worker in the engine's process is also handed the ids of deliveries
+just recorded, and claims those by id under the same conditions."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
-from sqlmodel import Session, col, select
+from sqlalchemy import BindParameter, Select, bindparam, func, insert, or_, update
+from sqlalchemy import select as sa_select
+from sqlmodel import Session
 
-from alerts.db.models import Delivery, DeliveryAttempt, Destination, Event, Rule
+from alerts.db.models import Delivery, DeliveryAttempt, Destination, Event, Rule, User
 from alerts.db.session import Database
+from alerts.db.types import UTCDateTime
 
 PENDING, SENDING, SENT, FAILED, DEAD = "pending", "sending", "sent", "failed", "dead"
 
@@ -40,64 +44,138 @@ class Job:
     test: bool
     after_gap: bool
     fired_at: datetime
+    held: bool = False  # held by a mute that has ended: it goes out in one summary
+    muted_until: datetime | None = None  # the owner's mute, if any
 
 
-def claim(db: Database, *, now: datetime, lease: timedelta, limit: int) -> list[Job]:
-    """Take up to `limit` due deliveries (oldest first) and lease them until now + lease."""
+_DELIVERIES = Delivery.metadata.tables["deliveries"]
+_ATTEMPTS = DeliveryAttempt.metadata.tables["delivery_attempts"]
+_EVENTS = Event.metadata.tables["events"]
+_DESTINATIONS = Destination.metadata.tables["destinations"]
+_RULES = Rule.metadata.tables["rules"]
+_USERS = User.metadata.tables["users"]
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+
+# The claim's statements are built once, with parameters: building them per claim cost as
+# much as running them (the worker of the engine's process claims every few milliseconds).
+
+
+def _due(*, by_id: bool) -> Select[tuple[int]]:
+    """Deliveries due at :now, oldest first (only those in :ids, when `by_id`). On SQLite the
+    row lock is left out of the SQL."""
+    d, now = _DELIVERIES.c, bindparam("now", type_=UTCDateTime)
+    due = (
+        sa_select(d.id)
+        .where(
+            or_(d.status.in_((PENDING, FAILED)), (d.status == SENDING) & (d.lease_until < now)),
+            d.next_attempt_at <= now,
+        )
+        .order_by(d.next_attempt_at, d.id)
+        .with_for_update(skip_locked=True)
+    )
+    return due.where(d.id.in_(_IDS)) if by_id else due
+
+
+_DUE = {False: _due(by_id=False), True: _due(by_id=True)}
+_LEASE = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id.in_(_IDS))
+    .values(status=SENDING, lease_until=bindparam("until"), attempts=_DELIVERIES.c.attempts + 1)
+)
+# A delivery whose owner is muted goes back, untried, until the mute ends.
+_HOLD = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("did"))
+    .values(
+        status=PENDING,
+        held=True,
+        next_attempt_at=bindparam("until"),
+        lease_until=None,
+        attempts=_DELIVERIES.c.attempts - 1,
+    )
+)
+# What a job needs, read as plain columns: building ORM objects for them cost more than the
+# rest of a small claim.
+_JOBS = (
+    sa_select(
+        _DELIVERIES.c.id,
+        _DELIVERIES.c.attempts,
+        _DELIVERIES.c.created_at,
+        _DELIVERIES.c.destination_id,
+        _DESTINATIONS.c.kind,
+        _DESTINATIONS.c.enabled,
+        _DESTINATIONS.c.disabled_reason,
+        _DESTINATIONS.c.chat_id,
+        _DESTINATIONS.c.url_sealed,
+        _EVENTS.c.id,
+        _EVENTS.c.kind,
+        _EVENTS.c.rule_id,
+        _EVENTS.c.rule_name,
+        _RULES.c.message,
+        _EVENTS.c["values"],
+        _EVENTS.c.test,
+        _EVENTS.c.after_gap,
+        _EVENTS.c.fired_at,
+        _DELIVERIES.c.held,
+        _USERS.c.muted_until,
+    )
+    .select_from(_DELIVERIES)
+    .join(_EVENTS, _EVENTS.c.id == _DELIVERIES.c.event_id)
+    .join(_USERS, _USERS.c.id == _EVENTS.c.user_id)
+    .outerjoin(_DESTINATIONS, _DESTINATIONS.c.id == _DELIVERIES.c.destination_id)
+    .outerjoin(_RULES, _RULES.c.id == _EVENTS.c.rule_id)
+    .where(_DELIVERIES.c.id.in_(_IDS))
+    .order_by(_DELIVERIES.c.next_attempt_at, _DELIVERIES.c.id)
+)
+
+
+def claim(
+    db: Database,
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    ids: Sequence[int] | None = None,
+) -> list[Job]:
+    """Take up to `limit` due deliveries (oldest first) and lease them until now + lease.
+    Given `ids` (deliveries just recorded), only those of them that are due."""
     with db.writing() as session:
-        due = (
-            select(Delivery.id)
-            .where(
-                or_(
-                    col(Delivery.status).in_((PENDING, FAILED)),
-                    (col(Delivery.status) == SENDING) & (col(Delivery.lease_until) < now),
-                ),
-                col(Delivery.next_attempt_at) <= now,
-            )
-            .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
-            .limit(limit)
-        )
-        if db.dialect == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        ids = [i for i in session.exec(due) if i is not None]
-        if not ids:
+        due = _DUE[ids is not None].limit(limit)
+        claimed = list(session.execute(due, {"now": now, "ids": ids or []}).scalars())
+        if not claimed:
             return []
-        session.execute(
-            update(Delivery)
-            .where(col(Delivery.id).in_(ids))
-            .values(status=SENDING, lease_until=now + lease, attempts=Delivery.attempts + 1)
-        )
-        rows = session.exec(
-            select(Delivery, Event, Destination, Rule.message)
-            .join(Event, col(Event.id) == col(Delivery.event_id))
-            .outerjoin(Destination, col(Destination.id) == col(Delivery.destination_id))
-            .outerjoin(Rule, col(Rule.id) == col(Event.rule_id))
-            .where(col(Delivery.id).in_(ids))
-            .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
-        ).all()
+        session.execute(_LEASE, {"ids": claimed, "until": now + lease})
+        rows = session.execute(_JOBS, {"ids": claimed}).all()
         jobs = [
             Job(
-                delivery_id=d.id or 0,
-                attempts=d.attempts,
-                created_at=d.created_at,
-                destination_id=d.destination_id,
-                destination_kind=dest.kind if dest else None,
-                destination_enabled=bool(dest and dest.enabled),
-                disabled_reason=dest.disabled_reason if dest else None,
-                chat_id=dest.chat_id if dest else None,
-                url_sealed=dest.url_sealed if dest else None,
-                event_id=e.id or 0,
-                event_kind=e.kind,
-                rule_id=e.rule_id,
-                rule_name=e.rule_name,
-                template=message,
-                values=dict(e.values),
-                test=e.test,
-                after_gap=e.after_gap,
-                fired_at=e.fired_at,
+                delivery_id=r[0],
+                attempts=r[1],
+                created_at=r[2],
+                destination_id=r[3],
+                destination_kind=r[4],
+                destination_enabled=bool(r[5]),
+                disabled_reason=r[6],
+                chat_id=r[7],
+                url_sealed=r[8],
+                event_id=r[9],
+                event_kind=r[10],
+                rule_id=r[11],
+                rule_name=r[12],
+                template=r[13],
+                values=dict(r[14]),
+                test=r[15],
+                after_gap=r[16],
+                fired_at=r[17],
+                held=bool(r[18]),
+                muted_until=r[19],
             )
-            for d, e, dest, message in rows
+            for r in rows
         ]
+        muted = [j for j in jobs if j.muted_until is not None and j.muted_until > now]
+        if muted:
+            session.execute(_HOLD, [{"did": j.delivery_id, "until": j.muted_until} for j in muted])
+            held = {j.delivery_id for j in muted}
+            jobs = [j for j in jobs if j.delivery_id not in held]
         session.commit()
         return jobs
 
@@ -124,24 +202,44 @@ class Attempt:
 
 
 def finish_many(db: Database, attempts: list[Attempt]) -> None:
-    """Record attempts and the deliveries' (and destinations') new states, in one transaction."""
+    """Record attempts and the deliveries' (and destinations') new states, in one transaction:
+    a statement per kind of change, each run for all the rows it concerns."""
     with db.writing() as session:
+        session.execute(
+            insert(_ATTEMPTS),
+            [
+                {
+                    "delivery_id": a.job.delivery_id,
+                    "started_at": a.started,
+                    "outcome": a.outcome.status,
+                    "error": a.outcome.error,
+                    "duration_ms": a.duration_ms,
+                }
+                for a in attempts
+            ],
+        )
+        changes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for a in attempts:
-            _finish(session, a)
+            values = _new_state(a)
+            row = {f"new_{c}": v for c, v in values.items()}  # bound names may not be columns
+            changes.setdefault(tuple(values), []).append({"did": a.job.delivery_id, **row})
+        for columns, rows in changes.items():
+            session.execute(
+                update(_DELIVERIES)
+                .where(_DELIVERIES.c.id == bindparam("did"))
+                .values({c: bindparam(f"new_{c}") for c in columns}),
+                rows,
+            )
+        for a in attempts:
+            if a.job.destination_id is not None and (
+                a.outcome.disable_reason or a.outcome.new_chat_id
+            ):
+                _change_destination(session, a)
         session.commit()
 
 
-def _finish(session: Session, attempt: Attempt) -> None:
-    job, outcome, started = attempt.job, attempt.outcome, attempt.started
-    session.add(
-        DeliveryAttempt(
-            delivery_id=job.delivery_id,
-            started_at=started,
-            outcome=outcome.status,
-            error=outcome.error,
-            duration_ms=attempt.duration_ms,
-        )
-    )
+def _new_state(attempt: Attempt) -> dict[str, Any]:
+    outcome, started = attempt.outcome, attempt.started
     values: dict[str, Any] = {"status": outcome.status, "lease_until": None}
     if outcome.status == SENT:
         values["sent_at"] = started + timedelta(milliseconds=attempt.duration_ms)
@@ -150,14 +248,26 @@ def _finish(session: Session, attempt: Attempt) -> None:
         values["last_error"] = outcome.error
     if outcome.retry_at is not None:
         values["next_attempt_at"] = outcome.retry_at
-    session.execute(update(Delivery).where(col(Delivery.id) == job.delivery_id).values(**values))
-    if job.destination_id is not None and (outcome.disable_reason or outcome.new_chat_id):
-        destination = session.get(Destination, job.destination_id)
-        if destination is not None:
-            if outcome.disable_reason:
-                destination.enabled = False
-                destination.disabled_reason = outcome.disable_reason[:300]
-            if outcome.new_chat_id:
-                destination.chat_id = outcome.new_chat_id
-            destination.updated_at = started
-            session.add(destination)
+    return values
+
+
+def _change_destination(session: Session, attempt: Attempt) -> None:
+    outcome = attempt.outcome
+    destination = session.get(Destination, attempt.job.destination_id)
+    if destination is None:
+        return
+    if outcome.disable_reason:
+        destination.enabled = False
+        destination.disabled_reason = outcome.disable_reason[:300]
+    if outcome.new_chat_id:
+        destination.chat_id = outcome.new_chat_id
+    destination.updated_at = attempt.started
+    session.add(destination)
+
+
+def depth(db: Database) -> int:
+    """Deliveries not yet sent nor given up (pending, being sent, or waiting for a retry)."""
+    d = _DELIVERIES.c
+    count = sa_select(func.count()).where(d.status.in_((PENDING, SENDING, FAILED)))
+    with db.session() as session:
+        return int(session.execute(count).scalar_one())

@@ -32,7 +32,7 @@ class RateLimiter:
         # A token bucket: a burst of at most two messages (5% of the cap at 30/s), refilled
         # at the rest of the cap, so that no one-second window holds more than the cap.
         self._capacity = max(1.0, min(cap * 0.05, 2.0))
-        self._rate = cap - self._capacity
+        self._rate = cap * 0.95  # headroom: arrival jitter must not add up past the cap
         self._tokens = self._capacity
         self._filled_at = self.clock()
         self._chat_next: dict[int, float] = {}

@@ -3,6 +3,12 @@
 Telegram messages to one chat go out in order, inside the rate limits; when more than a few
 alerts for one chat are due at once (a pump firing dozens of rules), they go as one digest.
 Apprise destinations are sent concurrently (bounded by the notifier).
+
+In the engine's process the worker is also handed the ids of deliveries the moment they are
+committed (`wake`), and claims exactly those at once; the scan for other due deliveries
+(retries, test sends, other processes' firings, leases of a crashed worker) runs every
+`poll_interval`. Either way a delivery is committed before it is claimed, and claimed under
+a lease before it is sent.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -25,6 +31,7 @@ from alerts.delivery.messages import Message, digest, render
 from alerts.delivery.queue import Job, Outcome
 from alerts.delivery.telegram import TelegramNotifier
 from alerts.feed.backoff import Backoff
+from alerts.metrics import DELIVERIES, DELIVERY_LATENCY
 from alerts.security import SecretBox, SecretsUnavailable, UndecryptableSecret
 
 logger = logging.getLogger("alerts.delivery")
@@ -78,9 +85,15 @@ class DeliveryWorker:
         self._stopping = asyncio.Event()
         self._finished: list[queue.Attempt] = []
         self._oldest = 0.0
+        self._handed: list[int] = []
+        self._scan_now = False
 
-    def wake(self) -> None:
-        """Look for due deliveries now (called when new ones are recorded)."""
+    def wake(self, deliveries: Iterable[int] = ()) -> None:
+        """Send `deliveries` (ids just committed) now; without ids, look for due ones now."""
+        handed = len(self._handed)
+        self._handed.extend(deliveries)
+        if len(self._handed) == handed:
+            self._scan_now = True
         self._wake.set()
 
     async def stop(self) -> None:
@@ -90,25 +103,53 @@ class DeliveryWorker:
 
     async def run(self) -> None:
         """Claim and send until stopped."""
+        next_scan = 0.0
         while not self._stopping.is_set():
+            worked = False
             try:
-                worked = await self.run_once()
+                if self._handed:
+                    worked = await self._run_handed()
+                if self._scan_now or time.monotonic() >= next_scan:
+                    self._scan_now = False
+                    scanned = await self.run_once()
+                    # After a batch there may be more due: scan again at once.
+                    next_scan = time.monotonic() + (0.0 if scanned else self.config.poll_interval)
+                    worked = worked or scanned
             except Exception:
                 logger.exception("delivery batch failed; retrying")
-                worked = False
-            if not worked and not self._stopping.is_set():
+                next_scan = time.monotonic() + self.config.poll_interval
+            if not worked and not self._handed and not self._stopping.is_set():
+                wait = max(0.0, next_scan - time.monotonic())
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
+                    async with asyncio.timeout(wait):  # no extra task, unlike wait_for
+                        await self._wake.wait()
                 self._wake.clear()
 
     async def run_once(self) -> bool:
-        """Claim one batch and send it; False when nothing was due."""
+        """Claim one batch of due deliveries (oldest first) and send it; False when nothing
+        was due."""
         cfg = self.config
         jobs = await asyncio.to_thread(
             queue.claim, self.db, now=self.clock(), lease=cfg.lease, limit=cfg.batch
         )
+        await self._send(jobs)
+        return bool(jobs)
+
+    async def _run_handed(self) -> bool:
+        # Claimed by id: those a scan took meanwhile, or that are no longer due, are skipped.
+        # A handful of rows by primary key: on SQLite, quicker inline than a thread hop away
+        # (a scan may claim hundreds and stays in a thread).
+        ids, self._handed = self._handed[: self.config.batch], self._handed[self.config.batch :]
+        cfg = self.config
+        jobs = await self.db.call(
+            queue.claim, self.db, now=self.clock(), lease=cfg.lease, limit=cfg.batch, ids=ids
+        )
+        await self._send(jobs)
+        return bool(jobs)
+
+    async def _send(self, jobs: list[Job]) -> None:
         if not jobs:
-            return False
+            return
         chats: dict[int, list[Job]] = {}
         others: list[Job] = []
         for job in jobs:
@@ -116,14 +157,22 @@ class DeliveryWorker:
                 chats.setdefault(job.chat_id, []).append(job)
             else:
                 others.append(job)
+        tasks: list[asyncio.Task[None]] = []
         try:
-            await asyncio.gather(
-                *(self._send_chat(chat, group) for chat, group in chats.items()),
-                *(self._send_one(job) for job in others),
-            )
+            for chat, group in chats.items():
+                tasks.append(asyncio.create_task(self._send_chat(chat, group)))
+                # One chat's send starts per turn of the loop. Before Python 3.12, aiohttp
+                # writes a request's body from a task of its own, on the next turn: started
+                # all at once, no message would leave before every one had been prepared.
+                await asyncio.sleep(0)
+            tasks += [asyncio.create_task(self._send_one(g)) for g in _apprise_groups(others)]
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            raise
         finally:
             await self._flush()
-        return True
 
     # --- sending -------------------------------------------------------------------------
 
@@ -140,6 +189,10 @@ class DeliveryWorker:
         )
 
     async def _send_chat(self, chat_id: int, jobs: list[Job]) -> None:
+        held = [j for j in jobs if j.held]
+        if held:  # what a mute held back: one summary, however few
+            await self._attempt(held, partial(self._telegram, chat_id, _summary(held)))
+            jobs = [j for j in jobs if not j.held]
         if len(jobs) > self.config.flood_threshold:
             merged = digest([self._message(j) for j in jobs])
             await self._attempt(jobs, partial(self._telegram, chat_id, merged))
@@ -152,24 +205,27 @@ class DeliveryWorker:
             raise SendFailed("Telegram delivery is off (TELEGRAM_BOT_TOKEN is not set)", retry=True)
         await self.telegram.send(chat_id, message)
 
-    async def _send_one(self, job: Job) -> None:
+    async def _send_one(self, group: list[Job]) -> None:
+        """One Apprise delivery, or a mute's summary of several to one destination."""
+        job = group[0]
         if job.destination_id is None:
-            await self._record([job], Outcome(queue.DEAD, "the destination was deleted"), 0.0)
+            await self._record(group, Outcome(queue.DEAD, "the destination was deleted"), 0.0)
             return
         if not job.destination_enabled:
             reason = f"the destination is disabled ({job.disabled_reason or 'by its owner'})"
-            await self._record([job], Outcome(queue.DEAD, reason), 0.0)
+            await self._record(group, Outcome(queue.DEAD, reason), 0.0)
             return
         if job.destination_kind != "apprise" or job.url_sealed is None:
-            await self._record([job], Outcome(queue.DEAD, "the destination has no address"), 0.0)
+            await self._record(group, Outcome(queue.DEAD, "the destination has no address"), 0.0)
             return
         try:
             url = self.box.open(job.url_sealed)
         except (SecretsUnavailable, UndecryptableSecret):
             reason = "the Apprise URL cannot be decrypted (ALERTS_SECRET_KEY changed?)"
-            await self._record([job], Outcome(queue.DEAD, reason), 0.0)
+            await self._record(group, Outcome(queue.DEAD, reason), 0.0)
             return
-        await self._attempt([job], partial(self.apprise.send, url, self._message(job)))
+        message = _summary(group) if job.held else self._message(job)
+        await self._attempt(group, partial(self.apprise.send, url, message))
 
     async def _attempt(self, jobs: Sequence[Job], send: Callable[[], Awaitable[None]]) -> None:
         started = time.perf_counter()
@@ -202,6 +258,7 @@ class DeliveryWorker:
         if not self._finished:
             self._oldest = time.monotonic()
         self._finished.extend(queue.Attempt(job, outcome, started, ms) for job in jobs)
+        _count(jobs, outcome.status, self.clock())
         if outcome.status == queue.SENT:
             self.sent += len(jobs)
         elif outcome.status == queue.DEAD:
@@ -223,4 +280,32 @@ class DeliveryWorker:
     async def _flush(self) -> None:
         while self._finished:
             batch, self._finished = self._finished, []
+            # In a thread even on SQLite: it is not urgent, and the sends in flight meanwhile
+            # should not wait for it between taking their rate-limit slot and going out.
             await asyncio.to_thread(queue.finish_many, self.db, batch)
+
+
+def _summary(jobs: Sequence[Job]) -> Message:
+    return digest(
+        [DeliveryWorker._message(j) for j in jobs], title=f"🔕 While muted: {len(jobs)} alerts"
+    )
+
+
+def _apprise_groups(jobs: Sequence[Job]) -> list[list[Job]]:
+    """Each job alone, except that a mute's held jobs go together per destination."""
+    groups: list[list[Job]] = []
+    held: dict[int | None, list[Job]] = {}
+    for job in jobs:
+        if job.held:
+            held.setdefault(job.destination_id, []).append(job)
+        else:
+            groups.append([job])
+    return groups + list(held.values())
+
+
+def _count(jobs: Sequence[Job], status: str, now: datetime) -> None:
+    for job in jobs:
+        target = job.destination_kind or "none"
+        DELIVERIES.labels(target, status).inc()
+        if status == queue.SENT:
+            DELIVERY_LATENCY.labels(target).observe((now - job.fired_at).total_seconds())
