@@ -33,7 +33,9 @@ class _Divert(logging.Filter):
 
 _apprise_logger = logging.getLogger("apprise")
 _apprise_logger.propagate = False
-_apprise_logger.setLevel(logging.INFO)
+# Only warnings and errors carry a failure's reason; below that, not even a record is made
+# (a plugin logs at INFO on every send, from the sending threads).
+_apprise_logger.setLevel(logging.WARNING)
 _apprise_logger.addFilter(_Divert())
 
 
