@@ -5,6 +5,7 @@ and an alert from a simulated price crossing reaching the user's chat are what i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,9 +17,11 @@ import pytest
 from sqlmodel import col, select
 
 from alerts.bot.app import BotRunner
+from alerts.bot.middleware import Throttle
 from alerts.db.migrate import upgrade
 from alerts.db.models import Account, Delivery, Destination, Rule, Ticker, User
 from alerts.db.session import Database
+from alerts.engine.runner import Engine
 from alerts.runtime import make_bot, make_engine, make_worker
 from alerts.simulator import Simulator, SimulatorConfig
 from tests.api_helpers import BLOCKED_TOKEN, GOOD_TOKEN, make_settings
@@ -64,6 +67,26 @@ class World:
             return list(
                 session.exec(select(Rule).where(Rule.user_id == user_id).order_by(col(Rule.id)))
             )
+
+
+@contextlib.asynccontextmanager
+async def pipeline(world: World, database_url: str) -> AsyncIterator[Engine]:
+    """The engine and a delivery worker beside the bot, as in `alerts run`."""
+    settings = make_settings(
+        database_url, world.sim.url, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=world.tg.url
+    )
+    worker = make_worker(settings, world.db)
+    engine = make_engine(settings, world.db, worker)
+    await engine.start()
+    worker_task = asyncio.create_task(worker.run())
+    try:
+        yield engine
+    finally:
+        await worker.stop()
+        await asyncio.gather(worker_task, return_exceptions=True)
+        await engine.stop()
+        if worker.telegram is not None:
+            await worker.telegram.close()
 
 
 @pytest.fixture
@@ -187,7 +210,8 @@ async def test_rule_limit_and_command_rate_limit(world: World) -> None:
     assert "the most this bot allows" in reply.text and len(world.rules(BOB)) == 12
 
     throttle = world.bot.dispatcher.message.outer_middleware._middlewares[0]
-    throttle.per_minute = 13  # type: ignore[attr-defined]
+    assert isinstance(throttle, Throttle)
+    throttle.per_minute = 13
     # 13 commands so far this minute: the next is refused once, then dropped silently.
     assert "Slow down: at most 13 commands a minute" in (await world.ask(BOB, "/help")).text
     before = len(world.tg.sent)
@@ -249,15 +273,8 @@ async def test_connect_deletes_the_token_message_and_links_the_account(
 async def test_a_crossing_reaches_the_user_and_its_buttons_work(
     world: World, database_url: str
 ) -> None:
-    settings = make_settings(
-        database_url, world.sim.url, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=world.tg.url
-    )
-    worker = make_worker(settings, world.db)
-    engine = make_engine(settings, world.db, worker)
     world.sim.set_price("BTC-USDT", Decimal("69990"))
-    await engine.start()
-    worker_task = asyncio.create_task(worker.run())
-    try:
+    async with pipeline(world, database_url) as engine:
         await world.ask(ALICE, "/start")
         await world.ask(ALICE, "/alert BTC-USDT above 70000")
         [rule] = world.rules(ALICE)
@@ -278,26 +295,13 @@ async def test_a_crossing_reaches_the_user_and_its_buttons_work(
         assert await world.press(BOB, alert, "Disable rule") == "This alert no longer exists."
         assert "is off" in await world.press(ALICE, alert, "Disable rule")
         assert not world.rules(ALICE)[0].enabled
-    finally:
-        await worker.stop()
-        await asyncio.gather(worker_task, return_exceptions=True)
-        await engine.stop()
-        if worker.telegram is not None:
-            await worker.telegram.close()
 
 
 async def test_mute_holds_alerts_and_unmute_sends_one_summary(
     world: World, database_url: str
 ) -> None:
-    settings = make_settings(
-        database_url, world.sim.url, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=world.tg.url
-    )
-    worker = make_worker(settings, world.db)
-    engine = make_engine(settings, world.db, worker)
     world.sim.set_price("BTC-USDT", Decimal("100"))
-    await engine.start()
-    worker_task = asyncio.create_task(worker.run())
-    try:
+    async with pipeline(world, database_url) as engine:
         await world.ask(ALICE, "/start")
         reply = await world.ask(ALICE, "/mute 2h")
         assert reply.text.startswith("🔕 Muted until")
@@ -331,12 +335,6 @@ async def test_mute_holds_alerts_and_unmute_sends_one_summary(
                 return {d.status for d in session.exec(select(Delivery))}
 
         await eventually(lambda: statuses() == {"sent"}, message="both recorded as sent")
-    finally:
-        await worker.stop()
-        await asyncio.gather(worker_task, return_exceptions=True)
-        await engine.stop()
-        if worker.telegram is not None:
-            await worker.telegram.close()
 
 
 async def test_a_bot_that_cannot_start_is_retried(database_url: str) -> None:
