@@ -209,11 +209,19 @@ async def test_rule_limit_and_command_rate_limit(world: World) -> None:
     reply = await world.ask(BOB, "/alert BTC-USDT above 1")
     assert "the most this bot allows" in reply.text and len(world.rules(BOB)) == 12
 
+    ids = [r.id for r in world.rules(BOB)]
+    listing = await world.ask(BOB, "/alerts")  # ten a page
+    assert [f"<b>#{i}</b>" in listing.text for i in ids] == [True] * 10 + [False] * 2
+    assert "Next »" in listing.buttons() and "« First" not in listing.buttons()
+    await world.press(BOB, listing, "Next »")
+    assert [f"<b>#{i}</b>" in listing.text for i in ids] == [False] * 10 + [True] * 2
+    assert "« First" in listing.buttons() and "Next »" not in listing.buttons()
+
     throttle = world.bot.dispatcher.message.outer_middleware._middlewares[0]
     assert isinstance(throttle, Throttle)
-    throttle.per_minute = 13
-    # 13 commands so far this minute: the next is refused once, then dropped silently.
-    assert "Slow down: at most 13 commands a minute" in (await world.ask(BOB, "/help")).text
+    throttle.per_minute = 15
+    # 15 commands and presses so far this minute: the next is refused once, then dropped.
+    assert "Slow down: at most 15 commands a minute" in (await world.ask(BOB, "/help")).text
     before = len(world.tg.sent)
     world.tg.say(BOB, "/help")
     await asyncio.sleep(0.3)
