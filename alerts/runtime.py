@@ -113,15 +113,14 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
 
 
 def _feeds(engine: Engine) -> dict[str, Any]:
-    states = [engine.public.state, *(client.state for client in engine.private.values())]
     connections = {
         state.name: {
             "connected": state.connected,
             "last_message_age": None if (age := state.last_message_age) is None else round(age, 3),
         }
-        for state in states
+        for state in engine.feed_states()
     }
-    return {"rules": len(engine.evaluator.rules), "connections": connections}
+    return {"rules": engine.rules_loaded, "connections": connections}
 
 
 async def _run_bot(db: Database, bot: BotRunner) -> None:
