@@ -185,6 +185,12 @@ class FakeTelegram:
         if fault:
             if "delay" in fault:
                 await asyncio.sleep(fault["delay"])
+            if "drop" in fault:  # the connection breaks before an answer
+                assert request.transport is not None
+                request.transport.close()
+                return web.Response(status=500)
+            if "page" in fault:  # not the Bot API's JSON: a proxy's error page
+                return web.Response(status=fault["status"], text=fault["page"])
             if "migrate_to" in fault:
                 return _error(
                     400,

@@ -184,6 +184,8 @@ async def test_retry_after_is_honoured(setup: Setup) -> None:
         ({"status": 400, "description": "Bad Request: can't parse entities"}, "dead", False),
         ({"status": 502, "description": "Bad Gateway"}, "failed", False),
         ({"delay": 1.0}, "failed", False),  # past the client's 0.5 s timeout
+        ({"status": 502, "page": "<html>502 Bad Gateway</html>"}, "failed", False),
+        ({"drop": True}, "failed", False),
     ],
 )
 async def test_each_failure_leads_to_the_right_state(

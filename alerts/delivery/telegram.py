@@ -1,4 +1,12 @@
-"""Telegram through aiogram: every Bot API error mapped, in this one place, to retry or not."""
+"""Telegram through aiogram: every Bot API error mapped, in this one place, to retry or not.
+
+Alerts go out on a lean path through aiogram's own HTTP session: the sendMessage body is JSON
+encoded once (msgspec), and a sent message's answer is only checked for `"ok": true`; only
+an error answer is parsed, by aiogram's `check_response`, into the exceptions mapped below.
+aiogram's full path (a pydantic model for the request, form encoding, a pydantic `Message`
+built from every answer) cost about 450 µs of CPU per message, on the path between a price
+crossing and its alert; this one about a third of that (`bench/delivery.py`).
+"""
 
 from __future__ import annotations
 
@@ -8,28 +16,27 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
     TelegramEntityTooLarge,
     TelegramForbiddenError,
     TelegramMigrateToChat,
-    TelegramNetworkError,
     TelegramNotFound,
     TelegramRetryAfter,
     TelegramServerError,
     TelegramUnauthorizedError,
 )
 from aiogram.methods import SendMessage
-from aiogram.methods.base import Response, TelegramMethod, TelegramType
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
-from aiogram.types import Message as SentMessage
-from aiohttp import FormData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiohttp import ClientError
 from aiohttp.abc import AbstractStreamWriter
-from aiohttp.payload import BytesPayload, Payload
+from aiohttp.payload import BytesPayload
 
 from alerts.delivery.errors import SendFailed
 from alerts.delivery.messages import Message
@@ -37,18 +44,8 @@ from alerts.delivery.ratelimit import RateLimiter
 
 logger = logging.getLogger("alerts.delivery.telegram")
 
-# aiogram parses every answer as `Response[<result type>]`, a class pydantic builds on first
-# use and caches only while something else holds it: unheld, it was garbage-collected and
-# rebuilt (5-10 ms of CPU) every few sends. Held here, it is built once.
-_SEND_RESPONSE = Response[SentMessage]
-
 # Chats that are gone for good: the destination is disabled rather than retried.
 _GONE = ("chat not found", "user is deactivated", "bot was kicked", "group chat was deleted")
-
-
-# Built once, not per send: pydantic validates each aiogram object as it is made (the
-# buttons below cost ~20 µs to build), and aiogram only reads them.
-_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -66,11 +63,27 @@ def buttons(rule_id: int | None) -> InlineKeyboardMarkup | None:
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def _markup(rule_id: int | None) -> dict[str, Any] | None:
+    markup = buttons(rule_id)
+    return None if markup is None else markup.model_dump(exclude_none=True)
+
+
 def bot_session(api_url: str | None) -> AiohttpSession:
     """An aiogram session for the official Bot API, or for the server at `api_url`."""
     if api_url:
         return AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
     return AiohttpSession()
+
+
+class _Answer(msgspec.Struct):
+    """All a sent message's answer is read for."""
+
+    ok: bool = False
+
+
+_encode = msgspec.json.Encoder().encode
+_answer = msgspec.json.Decoder(_Answer).decode
 
 
 class _PacedBody(BytesPayload):
@@ -80,8 +93,8 @@ class _PacedBody(BytesPayload):
     before the request started was used as late as that turn came, by however long the loop
     was busy (or the process not running), and requests bunched up over the limits."""
 
-    def __init__(self, form: Payload, pace: Callable[[], Awaitable[None]]) -> None:
-        super().__init__(form.decode().encode(), content_type=form.content_type)
+    def __init__(self, body: bytes, pace: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(body, content_type="application/json")
         self._pace = pace
 
     async def write(self, writer: AbstractStreamWriter) -> None:
@@ -93,32 +106,6 @@ class _PacedBody(BytesPayload):
     ) -> None:
         await self._pace()
         await super().write_with_length(writer, content_length)
-
-
-class _PacedForm(FormData):
-    """aiogram's form for a message, becoming a `_PacedBody` when aiohttp sends it."""
-
-    def __init__(self, form: FormData, pace: Callable[[], Awaitable[None]]) -> None:
-        super().__init__()
-        self._form, self._pace = form, pace
-
-    def __call__(self) -> Payload:
-        return _PacedBody(self._form(), self._pace)
-
-
-class _PacedSession(AiohttpSession):
-    """An aiogram session whose sendMessage requests take their chat's slot from `limiter`
-    as their bytes go out."""
-
-    def __init__(self, limiter: RateLimiter, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.limiter = limiter
-
-    def build_form_data(self, bot: Bot, method: TelegramMethod[TelegramType]) -> FormData:
-        form = super().build_form_data(bot, method)
-        if isinstance(method, SendMessage) and isinstance(method.chat_id, int):
-            return _PacedForm(form, functools.partial(self.limiter.acquire, method.chat_id))
-        return form
 
 
 class TelegramNotifier:
@@ -134,10 +121,10 @@ class TelegramNotifier:
         in_flight: int = 16,
     ) -> None:
         self.limiter = limiter or RateLimiter()
-        api = {"api": TelegramAPIServer.from_base(api_url.rstrip("/"))} if api_url else {}
-        self.bot = Bot(token, session=_PacedSession(self.limiter, **api))
+        self.bot = Bot(token, session=bot_session(api_url))
         self.timeout = timeout
         self._token = token
+        self._url = self.bot.session.api.api_url(token=token, method="sendMessage")
         # A slot is taken from the limiter only as the request goes out (`_PacedBody`): were
         # requests to queue for a connection after taking their slot, they would reach
         # Telegram in bursts and meet 429s although their slots were spaced.
@@ -150,21 +137,48 @@ class TelegramNotifier:
         """Send one message or raise `SendFailed` saying what to do next."""
         await self.limiter.chat_ready(chat_id)  # a chat that must wait holds no send slot
         async with self._in_flight:
-            await self._send(chat_id, message)
+            status, answer = await self._post(chat_id, message)
+        if status == 200:
+            try:
+                if _answer(answer).ok:
+                    return
+            except msgspec.DecodeError:
+                pass
+        self._failed(chat_id, message, status, answer)
 
-    async def _send(self, chat_id: int, message: Message) -> None:
+    async def _post(self, chat_id: int, message: Message) -> tuple[int, bytes]:
+        fields: dict[str, Any] = {
+            "chat_id": chat_id,
+            "text": message.html,
+            "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": True},
+        }
+        markup = _markup(message.rule_id)
+        if markup is not None:
+            fields["reply_markup"] = markup
+        body = _PacedBody(_encode(fields), functools.partial(self.limiter.acquire, chat_id))
+        session = await self.bot.session.create_session()
         try:
             # `timeout`, not `wait_for`: wait_for would run the request in a new task, which
             # starts only after everything else ready in the loop; the request would then
             # reach Telegram later than its slot was taken, by however busy the loop is.
             async with asyncio.timeout(self.timeout):
-                await self.bot.send_message(
-                    chat_id,
-                    message.html,
-                    parse_mode="HTML",
-                    reply_markup=buttons(message.rule_id),
-                    link_preview_options=_NO_PREVIEW,
-                )
+                async with session.post(self._url, data=body) as response:
+                    return response.status, await response.read()
+        except TimeoutError:
+            raise SendFailed(
+                f"no answer from Telegram within {self.timeout:g} s", retry=True
+            ) from None
+        except ClientError as exc:
+            raise SendFailed(self._scrub(f"{type(exc).__name__}: {exc}"), retry=True) from None
+
+    def _failed(self, chat_id: int, message: Message, status: int, answer: bytes) -> None:
+        """Raise `SendFailed` for an answer that is not a sent message: aiogram's
+        `check_response` says which error it is."""
+        method = SendMessage(chat_id=chat_id, text=message.html, parse_mode="HTML")
+        text = answer.decode("utf-8", "replace")
+        try:
+            self.bot.session.check_response(self.bot, method, status, text)
         except TelegramRetryAfter as exc:
             self.limiter.flooded(exc.retry_after, chat_id)
             raise SendFailed(
@@ -178,7 +192,7 @@ class TelegramNotifier:
             ) from None
         except TelegramForbiddenError as exc:
             raise SendFailed(self._scrub(exc.message), retry=False, disable=True) from None
-        except TelegramEntityTooLarge as exc:  # a network error by type, but never retryable
+        except TelegramEntityTooLarge as exc:
             raise SendFailed(self._scrub(exc.message), retry=False) from None
         except (TelegramBadRequest, TelegramNotFound) as exc:
             gone = any(marker in exc.message.lower() for marker in _GONE)
@@ -187,14 +201,17 @@ class TelegramNotifier:
             raise SendFailed(
                 "Telegram refused the bot token (check TELEGRAM_BOT_TOKEN)", retry=True
             ) from None
-        except (TelegramServerError, TelegramNetworkError) as exc:
+        except TelegramServerError as exc:
             raise SendFailed(self._scrub(exc.message), retry=True) from None
-        except TimeoutError:
-            raise SendFailed(
-                f"no answer from Telegram within {self.timeout:g} s", retry=True
-            ) from None
         except TelegramAPIError as exc:
             raise SendFailed(self._scrub(exc.message), retry=False) from None
+        except ClientDecodeError:
+            # Not the Bot API's JSON: a proxy's error page, a server in trouble.
+            raise SendFailed(
+                f"Telegram answered HTTP {status} with something other than the Bot API's JSON",
+                retry=True,
+            ) from None
+        # An answer aiogram accepts as a success after all (2xx, "ok": true).
 
     async def close(self) -> None:
         """Close the HTTP session."""
