@@ -107,24 +107,7 @@ def record_events(session: Session, events: Sequence[NewEvent]) -> list[int]:
     (the caller commits); returns the new deliveries' ids, in no particular order."""
     if not events:
         return []
-    event_ids = session.execute(
-        insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True),
-        [
-            {
-                "user_id": e.user_id,
-                "rule_id": e.rule_id,
-                "rule_name": e.rule_name,
-                "kind": e.kind,
-                "symbol": e.symbol,
-                "values": e.values,
-                "after_gap": e.after_gap,
-                "test": False,
-                "dedup_key": e.dedup_key,
-                "fired_at": e.fired_at,
-            }
-            for e in events
-        ],
-    ).scalars()
+    event_ids = _insert_events(session, events)
     rows = [
         {
             "event_id": event_id,
@@ -140,6 +123,44 @@ def record_events(session: Session, events: Sequence[NewEvent]) -> list[int]:
     # In any order: that takes one statement (in order, SQLite would take one per row).
     inserted = session.execute(insert(_DELIVERIES).returning(_DELIVERIES.c.id), rows)
     return [int(i) for i in inserted.scalars()]
+
+
+def _insert_events(session: Session, events: Sequence[NewEvent]) -> list[int]:
+    """The events' new ids, in the order of `events`."""
+    params = [
+        {
+            "user_id": e.user_id,
+            "rule_id": e.rule_id,
+            "rule_name": e.rule_name,
+            "kind": e.kind,
+            "symbol": e.symbol,
+            "values": e.values,
+            "after_gap": e.after_gap,
+            "test": False,
+            "dedup_key": e.dedup_key,
+            "fired_at": e.fired_at,
+        }
+        for e in events
+    ]
+    # Asked for in order, SQLite takes one statement per row. In one statement the ids come
+    # back in no set order, with the owner and rule that tell them apart: events that share
+    # those (one rule firing twice in a batch) go to the same destinations at the same time,
+    # so which of them gets which id changes nothing. Otherwise, in order.
+    keys = [(e.user_id, e.rule_id) for e in events]
+    alike: dict[tuple[int, int | None], tuple[Sequence[int], datetime]] = {}
+    if all(
+        alike.setdefault(k, (e.destination_ids, e.fired_at)) == (e.destination_ids, e.fired_at)
+        for k, e in zip(keys, events, strict=True)
+    ):
+        returned = session.execute(
+            insert(_EVENTS).returning(_EVENTS.c.id, _EVENTS.c.user_id, _EVENTS.c.rule_id), params
+        )
+        ids: dict[tuple[int, int | None], list[int]] = {}
+        for event_id, user_id, rule_id in returned:
+            ids.setdefault((user_id, rule_id), []).append(event_id)
+        return [ids[k].pop() for k in keys]
+    ordered = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
+    return list(session.execute(ordered, params).scalars())
 
 
 def record_event(
