@@ -43,14 +43,14 @@ def _stop_signals() -> asyncio.Event:
 
 def make_engine(settings: Settings, db: Database, worker: DeliveryWorker | None = None) -> Engine:
     """The engine for these settings, handing `worker` (if any, in this process) the
-    deliveries of each firing as soon as they are committed, to claim by id and send."""
+    deliveries of each firing, claimed as they are committed, to send."""
     feed = FeedConfig(
         url=settings.xrocket_ws_url,
         ping_interval=settings.feed_ping_interval,
         stale_timeout=settings.feed_stale_timeout,
     )
     config = EngineConfig(feed=feed, symbol_stale_after=settings.symbol_stale_after)
-    return Engine(db, config, _box(settings), on_recorded=worker.wake if worker else None)
+    return Engine(db, config, _box(settings), handoff=worker)
 
 
 def make_worker(settings: Settings, db: Database) -> DeliveryWorker:

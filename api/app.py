@@ -10,8 +10,8 @@ from fastapi import FastAPI
 
 import alerts
 from alerts import metrics
+from alerts.db import queue
 from alerts.db.session import Database
-from alerts.delivery import queue
 from alerts.services.accounts import Verifier
 from alerts.settings import Settings
 from api.context import AppContext

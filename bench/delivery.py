@@ -205,9 +205,7 @@ async def latency(seconds: float, *, fake_in_process: bool = False) -> list[floa
                 telegram = TelegramNotifier(TOKEN, api_url=tg.url, limiter=RateLimiter(limits))
                 worker = DeliveryWorker(db, SecretBox(KEY), telegram=telegram)
                 feed = FeedConfig(url=url, backoff=Backoff(initial=0.05, maximum=1.0))
-                engine = Engine(
-                    db, EngineConfig(feed=feed), SecretBox(KEY), on_recorded=worker.wake
-                )
+                engine = Engine(db, EngineConfig(feed=feed), SecretBox(KEY), handoff=worker)
                 await engine.start()
                 task = asyncio.create_task(worker.run())
                 await asyncio.sleep(2.0)  # warm up

@@ -19,8 +19,8 @@ from sqlmodel import select
 from alerts.db.migrate import upgrade
 from alerts.db.models import Delivery, DeliveryAttempt, Destination, Rule, User
 from alerts.db.outbox import record_event
+from alerts.db.queue import claim
 from alerts.db.session import Database
-from alerts.delivery.queue import claim
 from alerts.delivery.ratelimit import Limits, RateLimiter
 from alerts.delivery.telegram import TelegramNotifier
 from alerts.delivery.worker import DeliveryWorker, WorkerConfig

@@ -1,13 +1,14 @@
 """Recording hits in batches and handing the new deliveries to the worker of the same process:
 routing agrees with the one-firing path, duplicates and late hits are dropped, prices never
-run ahead of a hit, and a handed delivery is still claimed under a lease before it is sent."""
+run ahead of a hit, and a handed delivery is claimed under a lease, in the recording's own
+transaction, before it is sent."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,14 +20,14 @@ from alerts.db.migrate import upgrade
 from alerts.db.models import Delivery, Destination, EngineState, Event, Rule, RuleDestination, User
 from alerts.db.models import Ticker as TickerRow
 from alerts.db.outbox import delivery_targets, rule_destination_ids
+from alerts.db.queue import PENDING, SENDING, Job, claim
 from alerts.db.session import Database
-from alerts.delivery.queue import SENDING, claim
 from alerts.delivery.ratelimit import Limits, RateLimiter
 from alerts.delivery.telegram import TelegramNotifier
 from alerts.delivery.worker import DeliveryWorker, WorkerConfig
 from alerts.domain.events import Ticker
 from alerts.domain.hits import Hit
-from alerts.engine.recorder import Recorder, record
+from alerts.engine.recorder import Recorder, record, record_claimed
 from alerts.security import SecretBox
 from tests.api_helpers import SECRET_KEY
 from tests.fake_telegram import TOKEN, FakeTelegram
@@ -182,11 +183,22 @@ def _prices(db: Database) -> dict[str, Decimal | None]:
         return {t.symbol: t.last for t in session.exec(select(TickerRow))}
 
 
+@dataclass
+class Taker:
+    """A handoff that keeps what it is handed."""
+
+    lease: timedelta = LEASE
+    taken: list[list[Job]] = field(default_factory=list)
+
+    def take(self, jobs: list[Job]) -> None:
+        self.taken.append(jobs)
+
+
 async def test_hits_are_written_at_once_with_their_own_prices_only(world: World) -> None:
-    handed: list[list[int]] = []
+    handoff = Taker()
     balances = {7: {"USDT": Decimal("5")}}
     recorder = Recorder(
-        world.db, balances, lambda: T0, interval=3600, retry_delay=0.01, on_recorded=handed.append
+        world.db, balances, lambda: T0, interval=3600, retry_delay=0.01, handoff=handoff
     )
     stopping = asyncio.Event()
     task = asyncio.create_task(recorder.run(stopping))
@@ -196,10 +208,14 @@ async def test_hits_are_written_at_once_with_their_own_prices_only(world: World)
         recorder.balance(7)
         recorder.add([world.hit("default")])
         for _ in range(100):
-            if handed:
+            if handoff.taken:
                 break
             await asyncio.sleep(0.01)
-        assert handed == [[d.id for d in world.deliveries("default")]]
+        [jobs] = handoff.taken
+        assert [j.delivery_id for j in jobs] == [d.id for d in world.deliveries("default")]
+        # Claimed in the same transaction: leased, its first attempt counted.
+        [row] = world.deliveries("default")
+        assert row.status == SENDING and row.attempts == 1 and row.lease_until == T0 + LEASE
         # The hit's symbol's price went with it; the rest waits for the periodic write.
         assert _prices(world.db) == {"BTC-USDT": Decimal("70100")}
         await recorder.flush()
@@ -259,7 +275,7 @@ async def sender(world: World) -> AsyncIterator[tuple[World, FakeTelegram, Deliv
         await telegram.close()
 
 
-async def test_handed_deliveries_are_claimed_and_sent_without_a_scan(
+async def test_handed_deliveries_are_sent_without_a_scan(
     sender: tuple[World, FakeTelegram, DeliveryWorker],
 ) -> None:
     world, tg, worker = sender
@@ -267,9 +283,11 @@ async def test_handed_deliveries_are_claimed_and_sent_without_a_scan(
     task = asyncio.create_task(worker.run())
     try:
         await asyncio.sleep(0.05)
-        ids = record(world.db, [world.hit("default"), world.hit("named")], {}, {}, T0)
+        jobs = record_claimed(
+            world.db, [world.hit("default"), world.hit("named")], {}, {}, T0, LEASE
+        )
         started = time.monotonic()
-        worker.wake(ids)
+        worker.take(jobs)
         for _ in range(200):
             if len(tg.sent) == 2:
                 break
@@ -286,22 +304,51 @@ async def test_handed_deliveries_are_claimed_and_sent_without_a_scan(
     assert statuses == {"sent"}
 
 
-async def test_a_handed_delivery_already_claimed_elsewhere_is_not_sent_twice(
+async def test_what_was_handed_but_not_sent_is_given_back_when_the_worker_stops(
     sender: tuple[World, FakeTelegram, DeliveryWorker],
 ) -> None:
     world, tg, worker = sender
-    [delivery] = record(world.db, [world.hit("default")], {}, {}, T0)
-    now = datetime.now(UTC)
-    [job] = claim(world.db, now=now, lease=LEASE, limit=10)  # another worker's claim
-    assert job.delivery_id == delivery
-    task = asyncio.create_task(worker.run())
-    try:
-        worker.wake([delivery])
-        await asyncio.sleep(0.3)
-    finally:
-        await worker.stop()
-        await task
+    jobs = record_claimed(world.db, [world.hit("default")], {}, {}, T0, LEASE)
+    worker.take(jobs)
+    await worker.stop()
+    await worker.run()  # stopped before it sent anything
     assert tg.sent == []
+    [row] = world.deliveries("default")
+    assert row.status == PENDING and row.lease_until is None and row.attempts == 0
+    # Due at once for the next worker.
+    [job] = claim(world.db, now=datetime.now(UTC), lease=LEASE, limit=10)
+    assert job.delivery_id == row.id and job.attempts == 1
+
+
+def test_a_muted_owners_deliveries_are_held_not_handed(world: World) -> None:
     with world.db.session() as session:
-        row = session.get(Delivery, delivery)
-        assert row is not None and row.status == SENDING
+        alice = session.get(User, world.alice)
+        assert alice is not None
+        alice.muted_until = T0 + timedelta(hours=1)
+        session.add(alice)
+        session.commit()
+    assert record_claimed(world.db, [world.hit("default")], {}, {}, T0, LEASE) == []
+    [row] = world.deliveries("default")
+    assert row.status == PENDING and row.held and row.next_attempt_at == T0 + timedelta(hours=1)
+
+
+def test_each_event_in_a_batch_keeps_its_own_deliveries(world: World) -> None:
+    later = T0 + timedelta(seconds=1)
+    hits = [world.hit("named"), world.hit("default"), world.hit("named", at=later)]
+    hits.append(world.hit("default"))  # the same rule twice at the same time
+    record(world.db, hits, {}, {}, T0)
+    with world.db.session() as session:
+        pairs = [
+            (session.get(Event, d.event_id), d)
+            for d in session.exec(select(Delivery).order_by(col(Delivery.id)))
+        ]
+    seen = []
+    for event, delivery in pairs:
+        assert event is not None
+        assert delivery.created_at == event.fired_at
+        expected = world.chats["group"] if event.rule_name == "named" else world.chats["private"]
+        assert delivery.destination_id == expected
+        seen.append((event.rule_name, event.fired_at))
+    assert sorted(seen) == sorted(
+        [("named", T0), ("default", T0), ("named", later), ("default", T0)]
+    )

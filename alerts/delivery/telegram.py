@@ -121,10 +121,11 @@ class TelegramNotifier:
         in_flight: int = 16,
     ) -> None:
         self.limiter = limiter or RateLimiter()
-        self.bot = Bot(token, session=bot_session(api_url))
+        self._session = bot_session(api_url)
+        self.bot = Bot(token, session=self._session)
         self.timeout = timeout
         self._token = token
-        self._url = self.bot.session.api.api_url(token=token, method="sendMessage")
+        self._url = self._session.api.api_url(token=token, method="sendMessage")
         # A slot is taken from the limiter only as the request goes out (`_PacedBody`): were
         # requests to queue for a connection after taking their slot, they would reach
         # Telegram in bursts and meet 429s although their slots were spaced.
@@ -157,7 +158,7 @@ class TelegramNotifier:
         if markup is not None:
             fields["reply_markup"] = markup
         body = _PacedBody(_encode(fields), functools.partial(self.limiter.acquire, chat_id))
-        session = await self.bot.session.create_session()
+        session = await self._session.create_session()
         try:
             # `timeout`, not `wait_for`: wait_for would run the request in a new task, which
             # starts only after everything else ready in the loop; the request would then
@@ -178,7 +179,7 @@ class TelegramNotifier:
         method = SendMessage(chat_id=chat_id, text=message.html, parse_mode="HTML")
         text = answer.decode("utf-8", "replace")
         try:
-            self.bot.session.check_response(self.bot, method, status, text)
+            self._session.check_response(self.bot, method, status, text)
         except TelegramRetryAfter as exc:
             self.limiter.flooded(exc.retry_after, chat_id)
             raise SendFailed(
@@ -215,4 +216,4 @@ class TelegramNotifier:
 
     async def close(self) -> None:
         """Close the HTTP session."""
-        await self.bot.session.close()
+        await self._session.close()

@@ -4,11 +4,12 @@ Telegram messages to one chat go out in order, inside the rate limits; when more
 alerts for one chat are due at once (a pump firing dozens of rules), they go as one digest.
 Apprise destinations are sent concurrently (bounded by the notifier).
 
-In the engine's process the worker is also handed the ids of deliveries the moment they are
-committed (`wake`), and claims exactly those at once; the scan for other due deliveries
-(retries, test sends, other processes' firings, leases of a crashed worker) runs every
-`poll_interval`. Either way a delivery is committed before it is claimed, and claimed under
-a lease before it is sent.
+In the engine's process the worker is also handed deliveries the moment they are committed,
+already claimed for it in the engine's transaction (`take`), and sends them at once; the scan
+for other due deliveries (retries, test sends, other processes' firings, leases of a crashed
+worker) runs every `poll_interval`. Either way a delivery is committed and claimed under a
+lease before it is sent; what was handed over but not sent when the worker stops is given
+back.
 """
 
 from __future__ import annotations
@@ -18,17 +19,17 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+from alerts.db import queue
+from alerts.db.queue import Job, Outcome
 from alerts.db.session import Database
-from alerts.delivery import queue
 from alerts.delivery.apprise_notifier import AppriseNotifier
 from alerts.delivery.errors import SendFailed
 from alerts.delivery.messages import Message, digest, render
-from alerts.delivery.queue import Job, Outcome
 from alerts.delivery.telegram import TelegramNotifier
 from alerts.feed.backoff import Backoff
 from alerts.metrics import DELIVERIES, DELIVERY_LATENCY
@@ -85,15 +86,22 @@ class DeliveryWorker:
         self._stopping = asyncio.Event()
         self._finished: list[queue.Attempt] = []
         self._oldest = 0.0
-        self._handed: list[int] = []
+        self._handed: list[Job] = []
         self._scan_now = False
 
-    def wake(self, deliveries: Iterable[int] = ()) -> None:
-        """Send `deliveries` (ids just committed) now; without ids, look for due ones now."""
-        handed = len(self._handed)
-        self._handed.extend(deliveries)
-        if len(self._handed) == handed:
-            self._scan_now = True
+    @property
+    def lease(self) -> timedelta:
+        """How long the claims handed to `take` are leased for."""
+        return self.config.lease
+
+    def take(self, jobs: list[Job]) -> None:
+        """Send these deliveries, just claimed for this worker (by the engine), now."""
+        self._handed.extend(jobs)
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Look for due deliveries now."""
+        self._scan_now = True
         self._wake.set()
 
     async def stop(self) -> None:
@@ -102,13 +110,22 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        """Claim and send until stopped."""
+        """Claim and send until stopped; then give back what was handed over but not sent."""
+        try:
+            await self._run()
+        finally:
+            handed, self._handed = self._handed, []
+            await asyncio.shield(asyncio.to_thread(queue.release, self.db, handed))
+
+    async def _run(self) -> None:
         next_scan = 0.0
         while not self._stopping.is_set():
             worked = False
             try:
                 if self._handed:
-                    worked = await self._run_handed()
+                    jobs, self._handed = self._handed, []
+                    await self._send(jobs)
+                    worked = True
                 if self._scan_now or time.monotonic() >= next_scan:
                     self._scan_now = False
                     scanned = await self.run_once()
@@ -131,18 +148,6 @@ class DeliveryWorker:
         cfg = self.config
         jobs = await asyncio.to_thread(
             queue.claim, self.db, now=self.clock(), lease=cfg.lease, limit=cfg.batch
-        )
-        await self._send(jobs)
-        return bool(jobs)
-
-    async def _run_handed(self) -> bool:
-        # Claimed by id: those a scan took meanwhile, or that are no longer due, are skipped.
-        # A handful of rows by primary key: on SQLite, quicker inline than a thread hop away
-        # (a scan may claim hundreds and stays in a thread).
-        ids, self._handed = self._handed[: self.config.batch], self._handed[self.config.batch :]
-        cfg = self.config
-        jobs = await self.db.call(
-            queue.claim, self.db, now=self.clock(), lease=cfg.lease, limit=cfg.batch, ids=ids
         )
         await self._send(jobs)
         return bool(jobs)

@@ -7,8 +7,10 @@ Hits are written the moment they are found, with only their own symbols' prices;
 prices and the balances follow every `interval`, in small batches with the loop free in
 between, so a hit waits behind at most one short batch. Writes take turns in one task (one
 writer: SQLite has only one, and the order of writes is what keeps prices and hits in step).
-After a commit, the new deliveries' ids go to `on_recorded` (in `alerts run`, the delivery
-worker of this process, which then claims them by id instead of polling for them).
+
+With a `Handoff` (in `alerts run`, the delivery worker of this process), the write also claims
+the new deliveries, in the same transaction, and hands them over as it commits: the worker
+sends them without a claim of its own or a poll.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy import select as sa_select
@@ -31,14 +33,25 @@ from sqlmodel import Session
 from alerts.db.models import EngineState, Event, Rule
 from alerts.db.models import Ticker as TickerRow
 from alerts.db.outbox import NewEvent, record_events, route, rule_destinations
+from alerts.db.queue import Job, claim_in
 from alerts.db.session import Database
 from alerts.domain.events import Ticker, utc
 from alerts.domain.hits import Hit
 
 logger = logging.getLogger("alerts.engine")
 
-OnRecorded = Callable[[list[int]], None]
-"""Called with the ids of the deliveries a write has just committed."""
+
+class Handoff(Protocol):
+    """Who takes the deliveries a write has just claimed and committed, to send them."""
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim lasts before another worker may take it over."""
+        ...
+
+    def take(self, jobs: list[Job]) -> None:
+        """Send these (claimed for you, and committed)."""
+        ...
 
 
 class Recorder:
@@ -52,7 +65,7 @@ class Recorder:
         *,
         interval: float,
         retry_delay: float,
-        on_recorded: OnRecorded | None = None,
+        handoff: Handoff | None = None,
         batch: int = 25,
     ) -> None:
         self.db = db
@@ -60,7 +73,7 @@ class Recorder:
         self.clock = clock
         self.interval = interval
         self.retry_delay = retry_delay
-        self.on_recorded = on_recorded
+        self.handoff = handoff
         self.batch = batch
         self.recorded = 0
         self._hits: list[Hit] = []
@@ -127,8 +140,14 @@ class Recorder:
         if not (hits or prices or accounts):
             return
         balances = {a: dict(self.balances.get(a, {})) for a in accounts}
+        handoff, now = self.handoff, self.clock()
         try:
-            deliveries = await self.db.call(record, self.db, hits, prices, balances, self.clock())
+            if handoff is None:
+                await self.db.call(record, self.db, hits, prices, balances, now)
+            else:
+                jobs = await self.db.call(
+                    record_claimed, self.db, hits, prices, balances, now, handoff.lease
+                )
         except Exception:
             # Keep everything for the next attempt; newer prices win over the retried ones.
             self._hits[:0] = hits
@@ -136,8 +155,8 @@ class Recorder:
             self._accounts |= accounts
             raise
         self.recorded += len(hits)
-        if deliveries and self.on_recorded is not None:
-            self.on_recorded(deliveries)
+        if handoff is not None and jobs:
+            handoff.take(jobs)
 
 
 _TICKERS = TickerRow.metadata.tables["tickers"]
@@ -251,36 +270,64 @@ def record(
     """Record hits (events, deliveries, rule state) and the state they came from, atomically;
     returns the ids of the deliveries it created."""
     with db.writing() as session:
-        deliveries = _record_hits(session, hits) if hits else []
-        _upsert(
-            session,
-            _TICKERS,
-            [
-                {
-                    "symbol": t.symbol,
-                    "last": t.last,
-                    "bid": t.bid,
-                    "ask": t.ask,
-                    "change_percent": t.day.change_percent if t.day else None,
-                    "exchange_time": utc(t.timestamp),
-                    "updated_at": now,
-                }
-                for t in prices.values()
-            ],
-            "symbol",
-        )
-        _upsert(
-            session,
-            _STATE,
-            [
-                {
-                    "key": f"balances:{account}",
-                    "value": {k: format(v, "f") for k, v in values.items()},
-                    "updated_at": now,
-                }
-                for account, values in balances.items()
-            ],
-            "key",
-        )
+        deliveries = _record(session, hits, prices, balances, now)
         session.commit()
         return deliveries
+
+
+def record_claimed(
+    db: Database,
+    hits: list[Hit],
+    prices: Mapping[str, Ticker],
+    balances: Mapping[int, Mapping[str, Decimal]],
+    now: datetime,
+    lease: timedelta,
+) -> list[Job]:
+    """`record`, and claim the new deliveries in the same transaction, leased until
+    now + lease (those of a muted owner are held instead, as any claim does)."""
+    with db.writing() as session:
+        deliveries = _record(session, hits, prices, balances, now)
+        jobs = claim_in(session, now=now, lease=lease, limit=len(deliveries), ids=deliveries)
+        session.commit()
+        return jobs
+
+
+def _record(
+    session: Session,
+    hits: list[Hit],
+    prices: Mapping[str, Ticker],
+    balances: Mapping[int, Mapping[str, Decimal]],
+    now: datetime,
+) -> list[int]:
+    deliveries = _record_hits(session, hits) if hits else []
+    _upsert(
+        session,
+        _TICKERS,
+        [
+            {
+                "symbol": t.symbol,
+                "last": t.last,
+                "bid": t.bid,
+                "ask": t.ask,
+                "change_percent": t.day.change_percent if t.day else None,
+                "exchange_time": utc(t.timestamp),
+                "updated_at": now,
+            }
+            for t in prices.values()
+        ],
+        "symbol",
+    )
+    _upsert(
+        session,
+        _STATE,
+        [
+            {
+                "key": f"balances:{account}",
+                "value": {k: format(v, "f") for k, v in values.items()},
+                "updated_at": now,
+            }
+            for account, values in balances.items()
+        ],
+        "key",
+    )
+    return deliveries

@@ -3,9 +3,9 @@ step with the database.
 
 Evaluation runs in the feed's sink, in memory. The recorder (`alerts.engine.recorder`) writes
 hits as they are found, with the rules' state changes and the prices they were computed
-from, and hands the new deliveries to `on_recorded`. A poller follows `rule_changes` (edits
-made by any process) and account status, and subscribes to exactly what the enabled rules
-need.
+from, and hands the new deliveries, claimed, to the `handoff`. A poller follows
+`rule_changes` (edits made by any process) and account status, and subscribes to exactly
+what the enabled rules need.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from alerts.domain.rules import RuleKind
 from alerts.engine import staleness, store
 from alerts.engine.armed import Armed
 from alerts.engine.evaluate import Evaluator
-from alerts.engine.recorder import OnRecorded, Recorder
+from alerts.engine.recorder import Handoff, Recorder
 from alerts.engine.staleness import StalenessWatch
 from alerts.feed import FeedClient, FeedConfig, Subscription
 from alerts.feed.errors import AuthRejected, RequestRejected
@@ -80,7 +80,7 @@ class Engine:
         box: SecretBox,
         *,
         clock: Callable[[], datetime] = _now,
-        on_recorded: OnRecorded | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         self.db = db
         self.config = config
@@ -99,7 +99,7 @@ class Engine:
             clock,
             interval=config.flush_interval,
             retry_delay=config.retry_delay,
-            on_recorded=on_recorded,
+            handoff=handoff,
         )
         self._subs: Counter[Subscription] = Counter()
         self._sub_cache: dict[tuple[object, ...], Subscription | None] = {}

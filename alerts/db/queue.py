@@ -1,8 +1,8 @@
 """The delivery queue in the database: claim due deliveries under a lease, record each attempt
 and its outcome. On PostgreSQL claims take `FOR UPDATE SKIP LOCKED`, so any number of
 workers share the work; on SQLite one worker runs. A claim whose worker died is taken over
-when its lease ends. A worker in the engine's process is also handed the ids of deliveries
-just recorded, and claims those by id under the same conditions."""
+when its lease ends. The engine, when a worker runs in its process, claims the deliveries it
+records in the same transaction (`claim_in`), under the same conditions, and hands them over."""
 
 from __future__ import annotations
 
@@ -94,6 +94,11 @@ _HOLD = (
         attempts=_DELIVERIES.c.attempts - 1,
     )
 )
+_RELEASE = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id.in_(_IDS), _DELIVERIES.c.status == SENDING)
+    .values(status=PENDING, lease_until=None, attempts=_DELIVERIES.c.attempts - 1)
+)
 # What a job needs, read as plain columns: building ORM objects for them cost more than the
 # rest of a small claim.
 _JOBS = (
@@ -138,46 +143,69 @@ def claim(
     ids: Sequence[int] | None = None,
 ) -> list[Job]:
     """Take up to `limit` due deliveries (oldest first) and lease them until now + lease.
-    Given `ids` (deliveries just recorded), only those of them that are due."""
+    Given `ids`, only those of them that are due."""
     with db.writing() as session:
-        due = _DUE[ids is not None].limit(limit)
-        claimed = list(session.execute(due, {"now": now, "ids": ids or []}).scalars())
-        if not claimed:
-            return []
-        session.execute(_LEASE, {"ids": claimed, "until": now + lease})
-        rows = session.execute(_JOBS, {"ids": claimed}).all()
-        jobs = [
-            Job(
-                delivery_id=r[0],
-                attempts=r[1],
-                created_at=r[2],
-                destination_id=r[3],
-                destination_kind=r[4],
-                destination_enabled=bool(r[5]),
-                disabled_reason=r[6],
-                chat_id=r[7],
-                url_sealed=r[8],
-                event_id=r[9],
-                event_kind=r[10],
-                rule_id=r[11],
-                rule_name=r[12],
-                template=r[13],
-                values=dict(r[14]),
-                test=r[15],
-                after_gap=r[16],
-                fired_at=r[17],
-                held=bool(r[18]),
-                muted_until=r[19],
-            )
-            for r in rows
-        ]
-        muted = [j for j in jobs if j.muted_until is not None and j.muted_until > now]
-        if muted:
-            session.execute(_HOLD, [{"did": j.delivery_id, "until": j.muted_until} for j in muted])
-            held = {j.delivery_id for j in muted}
-            jobs = [j for j in jobs if j.delivery_id not in held]
+        jobs = claim_in(session, now=now, lease=lease, limit=limit, ids=ids)
         session.commit()
         return jobs
+
+
+def claim_in(
+    session: Session,
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    ids: Sequence[int] | None = None,
+) -> list[Job]:
+    """`claim` in the caller's transaction (the engine's, for the deliveries it has just
+    added and hands to the worker of its process)."""
+    due = _DUE[ids is not None].limit(limit)
+    claimed = list(session.execute(due, {"now": now, "ids": ids or []}).scalars())
+    if not claimed:
+        return []
+    session.execute(_LEASE, {"ids": claimed, "until": now + lease})
+    rows = session.execute(_JOBS, {"ids": claimed}).all()
+    jobs = [
+        Job(
+            delivery_id=r[0],
+            attempts=r[1],
+            created_at=r[2],
+            destination_id=r[3],
+            destination_kind=r[4],
+            destination_enabled=bool(r[5]),
+            disabled_reason=r[6],
+            chat_id=r[7],
+            url_sealed=r[8],
+            event_id=r[9],
+            event_kind=r[10],
+            rule_id=r[11],
+            rule_name=r[12],
+            template=r[13],
+            values=dict(r[14]),
+            test=r[15],
+            after_gap=r[16],
+            fired_at=r[17],
+            held=bool(r[18]),
+            muted_until=r[19],
+        )
+        for r in rows
+    ]
+    muted = [j for j in jobs if j.muted_until is not None and j.muted_until > now]
+    if muted:
+        session.execute(_HOLD, [{"did": j.delivery_id, "until": j.muted_until} for j in muted])
+        held = {j.delivery_id for j in muted}
+        jobs = [j for j in jobs if j.delivery_id not in held]
+    return jobs
+
+
+def release(db: Database, jobs: Sequence[Job]) -> None:
+    """Give back leased deliveries untried (a worker stopping before it sent them): due at
+    once, for the next worker, with their attempt not counted."""
+    if jobs:
+        with db.writing() as session:
+            session.execute(_RELEASE, {"ids": [j.delivery_id for j in jobs]})
+            session.commit()
 
 
 @dataclass(frozen=True, slots=True)
