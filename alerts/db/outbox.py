@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlmodel import Session
 
 from alerts.db.models import Delivery, Destination, Event, RuleDestination, User
+from alerts.db.queue import SENDING
 
 TELEGRAM = "telegram"
 
@@ -102,18 +103,26 @@ class NewEvent:
     dedup_key: str | None = None
 
 
-def record_events(session: Session, events: Sequence[NewEvent]) -> list[int]:
+def record_events(
+    session: Session, events: Sequence[NewEvent], *, lease_until: datetime | None = None
+) -> list[int]:
     """Add events and their pending deliveries, each table in one statement for all the rows
-    (the caller commits); returns the new deliveries' ids, in no particular order."""
+    (the caller commits); returns the new deliveries' ids, in no particular order. With
+    `lease_until`, the deliveries are added claimed (being sent, their first attempt
+    counted) until then, for the caller to send."""
     if not events:
         return []
     event_ids = _insert_events(session, events)
+    leased: dict[str, Any] = {}
+    if lease_until is not None:
+        leased = {"status": SENDING, "lease_until": lease_until, "attempts": 1}
     rows = [
         {
             "event_id": event_id,
             "destination_id": d,
             "next_attempt_at": e.fired_at,
             "created_at": e.fired_at,
+            **leased,
         }
         for event_id, e in zip(event_ids, events, strict=True)
         for d in e.destination_ids

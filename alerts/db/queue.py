@@ -1,8 +1,8 @@
 """The delivery queue in the database: claim due deliveries under a lease, record each attempt
 and its outcome. On PostgreSQL claims take `FOR UPDATE SKIP LOCKED`, so any number of
 workers share the work; on SQLite one worker runs. A claim whose worker died is taken over
-when its lease ends. The engine, when a worker runs in its process, claims the deliveries it
-records in the same transaction (`claim_in`), under the same conditions, and hands them over."""
+when its lease ends. The engine, when a worker runs in its process, adds the deliveries it
+records already leased to that worker, in the same transaction, and hands them over."""
 
 from __future__ import annotations
 
@@ -145,27 +145,23 @@ def claim(
     """Take up to `limit` due deliveries (oldest first) and lease them until now + lease.
     Given `ids`, only those of them that are due."""
     with db.writing() as session:
-        jobs = claim_in(session, now=now, lease=lease, limit=limit, ids=ids)
+        due = _DUE[ids is not None].limit(limit)
+        claimed = list(session.execute(due, {"now": now, "ids": ids or []}).scalars())
+        if not claimed:
+            return []
+        session.execute(_LEASE, {"ids": claimed, "until": now + lease})
+        jobs = leased_jobs(session, claimed, now=now)
         session.commit()
         return jobs
 
 
-def claim_in(
-    session: Session,
-    *,
-    now: datetime,
-    lease: timedelta,
-    limit: int,
-    ids: Sequence[int] | None = None,
-) -> list[Job]:
-    """`claim` in the caller's transaction (the engine's, for the deliveries it has just
-    added and hands to the worker of its process)."""
-    due = _DUE[ids is not None].limit(limit)
-    claimed = list(session.execute(due, {"now": now, "ids": ids or []}).scalars())
-    if not claimed:
+def leased_jobs(session: Session, ids: Sequence[int], *, now: datetime) -> list[Job]:
+    """The jobs of deliveries leased in the caller's transaction (by `claim`, or by the engine
+    as it adds them for the worker of its process); those whose owner is muted go back,
+    held, instead."""
+    if not ids:
         return []
-    session.execute(_LEASE, {"ids": claimed, "until": now + lease})
-    rows = session.execute(_JOBS, {"ids": claimed}).all()
+    rows = session.execute(_JOBS, {"ids": ids}).all()
     jobs = [
         Job(
             delivery_id=r[0],

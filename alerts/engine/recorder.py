@@ -33,7 +33,7 @@ from sqlmodel import Session
 from alerts.db.models import EngineState, Event, Rule
 from alerts.db.models import Ticker as TickerRow
 from alerts.db.outbox import NewEvent, record_events, route, rule_destinations
-from alerts.db.queue import Job, claim_in
+from alerts.db.queue import Job, leased_jobs
 from alerts.db.session import Database
 from alerts.domain.events import Ticker, utc
 from alerts.domain.hits import Hit
@@ -226,7 +226,7 @@ def _fresh(session: Session, hits: list[Hit]) -> list[tuple[Hit, Any]]:
     return fresh
 
 
-def _record_hits(session: Session, hits: list[Hit]) -> list[int]:
+def _record_hits(session: Session, hits: list[Hit], lease_until: datetime | None) -> list[int]:
     """Events, deliveries and rule state for a batch of hits, in a fixed handful of
     statements; returns the new deliveries' ids."""
     fresh = _fresh(session, hits)
@@ -252,6 +252,7 @@ def _record_hits(session: Session, hits: list[Hit]) -> list[int]:
             )
             for i, (hit, rule) in enumerate(fresh)
         ],
+        lease_until=lease_until,
     )
     session.execute(_FIRED, [{"rid": hit.rule_id, "fired": hit.fired_at} for hit, _ in fresh])
     once = [{"rid": hit.rule_id, "fired": hit.fired_at} for hit, _ in fresh if hit.once]
@@ -283,11 +284,11 @@ def record_claimed(
     now: datetime,
     lease: timedelta,
 ) -> list[Job]:
-    """`record`, and claim the new deliveries in the same transaction, leased until
-    now + lease (those of a muted owner are held instead, as any claim does)."""
+    """`record`, with the new deliveries added claimed, leased until now + lease; returns
+    their jobs (those of a muted owner are held instead, as any claim does)."""
     with db.writing() as session:
-        deliveries = _record(session, hits, prices, balances, now)
-        jobs = claim_in(session, now=now, lease=lease, limit=len(deliveries), ids=deliveries)
+        deliveries = _record(session, hits, prices, balances, now, lease_until=now + lease)
+        jobs = leased_jobs(session, deliveries, now=now)
         session.commit()
         return jobs
 
@@ -298,8 +299,10 @@ def _record(
     prices: Mapping[str, Ticker],
     balances: Mapping[int, Mapping[str, Decimal]],
     now: datetime,
+    *,
+    lease_until: datetime | None = None,
 ) -> list[int]:
-    deliveries = _record_hits(session, hits) if hits else []
+    deliveries = _record_hits(session, hits, lease_until) if hits else []
     _upsert(
         session,
         _TICKERS,
