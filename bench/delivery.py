@@ -1,15 +1,20 @@
 """Delivery benchmark: alert latency under load, Telegram send rate, Apprise throughput.
 
-(a) Latency. The simulator (its own process) ticks 100 symbols 10 times a second: 1,000
-    ticker pushes/s. One more symbol, HOT-USDT, is scripted to walk a staircase between
-    100.5 and 199.5, one step per tick, and ten `every` rules on each level 101..200 alert
-    their own Telegram chats: each tick crosses one level, so about 100 firings/s, ten at a
-    time. The engine and a delivery worker run here on SQLite, wired as in `alerts run` (the
-    engine hands each firing's deliveries to the worker), sending to a local fake Bot API
-    server (its limits lifted: 100/s is above Telegram's 30/s per bot) in its own process, as
-    Telegram's servers are not in ours (--fake-in-process puts it here). Latency is measured
-    from the engine's evaluation of the push (the event's `time`, taken as the push arrives)
-    to the fake server receiving sendMessage.
+(a) Latency, with 1,000 background ticker pushes/s and about 100 firings/s, in two shapes:
+    - one alert per push: the simulator (its own process) ticks 10 symbols 100 times a
+      second; one more, HOT-USDT, walks a staircase up and down between 100.5 and 1099.5,
+      one step per tick, and one `every` rule on each level 101..1100 alerts its own
+      Telegram chat;
+    - ten alerts per push: 100 symbols ticked 10 times a second, HOT-USDT's staircase between
+      100.5 and 199.5, and ten rules on each level 101..200 (ten chats), so every crossing
+      sends ten messages at once, and the median alert waits for about five sends of its
+      push's others (a popular level, like a round number).
+    The engine and a delivery worker run here on SQLite, wired as in `alerts run` (the
+    engine hands each firing's deliveries, claimed, to the worker), sending to a local fake
+    Bot API server (its limits lifted: 100/s is above Telegram's 30/s per bot) in its own
+    process, as Telegram's servers are not in ours (--fake-in-process puts it here). Latency
+    is measured from the engine's evaluation of the push (the event's `time`, taken as the
+    push arrives) to the fake server receiving sendMessage.
 (b) Telegram send rate. 300 alerts to 300 distinct chats with Telegram's real limits, the
     fake enforcing them (429 above 30 messages in any second): messages/s over the 30/s cap.
 (c) Apprise. 3,000 alerts to a json:// destination served by a local HTTP receiver (its own
@@ -22,6 +27,7 @@ Goals (issue 5): (a) p50 <= 5 ms, p99 <= 25 ms; (b) >= 0.93 of the cap, zero 429
 
     .venv/bin/python bench/delivery.py [--seconds 15]
     .venv/bin/python bench/delivery.py --only a [--seconds 15] [--fake-in-process]  # (a) alone
+    .venv/bin/python bench/delivery.py --only a --together 10   # (a), ten alerts per push only
     .venv/bin/python bench/delivery.py --only c [--receiver-in-process]    # (c) alone, ~15 s
 
 With BENCH_DEBUG=1, (a) also splits the latency into the wait before the send starts and the
@@ -148,9 +154,15 @@ async def _fake_bot_api(in_process: bool) -> AsyncIterator[_FakeBotApi]:
         process.wait(10)
 
 
-async def latency(seconds: float, *, fake_in_process: bool = False) -> list[float]:
-    """(a): milliseconds from evaluation to sendMessage, per alert."""
-    up = [f"{p}.5" for p in range(100, 200)]
+async def latency(
+    seconds: float, *, together: int = 1, fake_in_process: bool = False
+) -> list[float]:
+    """(a): milliseconds from evaluation to sendMessage, per alert, with `together` alerts
+    per push (1: 10 symbols ticked at 100/s; 10: 100 symbols at 10/s)."""
+    tick, background, levels = 0.01 * together, 10 * together, 1000 // together
+    # A staircase over the levels and back: each level is crossed again long after the
+    # rules' 1 s cooldown.
+    up = [f"{p}.5" for p in range(100, 100 + levels)]
     script = {"HOT-USDT": (up + up[::-1][1:-1]) * 500}
     with tempfile.TemporaryDirectory() as tmp:
         script_path = Path(tmp) / "script.json"
@@ -159,7 +171,7 @@ async def latency(seconds: float, *, fake_in_process: bool = False) -> list[floa
         url = f"ws://127.0.0.1:{port}/"
         command = [
             sys.executable, "-m", "alerts.cli", "simulate", "--port", str(port),
-            "--symbols", "HOT-USDT", "--generate", "100", "--tick-interval", "0.1",
+            "--symbols", "HOT-USDT", "--generate", str(background), "--tick-interval", str(tick),
             "--seed", "1", "--script", str(script_path),
         ]  # fmt: skip
         server = subprocess.Popen(command, env={**os.environ, "ALERTS_LOG_LEVEL": "WARNING"})
@@ -170,7 +182,7 @@ async def latency(seconds: float, *, fake_in_process: bool = False) -> list[floa
         destinations = _chats(db, user_id, 1_000, 1_000)
         with db.session() as session:
             for i, destination in enumerate(destinations):
-                level = str(101 + i // 10)  # ten rules on each of the levels 101..200
+                level = str(101 + i // together)  # `together` rules on each level
                 rule = Rule(
                     user_id=user_id,
                     kind="price_cross",
@@ -186,7 +198,7 @@ async def latency(seconds: float, *, fake_in_process: bool = False) -> list[floa
             session.commit()
         # Background load: one ticker subscription per symbol, through a rule far away.
         with db.session() as session:
-            for i in range(100):
+            for i in range(background):
                 symbol = f"SYM{i}-USDT"
                 session.add(
                     Rule(
@@ -230,8 +242,8 @@ async def latency(seconds: float, *, fake_in_process: bool = False) -> list[floa
         fired = datetime.fromisoformat(stamp).timestamp()
         samples.append((at + mono_to_wall - fired) * 1000)
     print(
-        f"(a) {len(sent)} alerts in {seconds:g} s ({len(sent) / seconds:.0f}/s), "
-        f"{pushes:,} pushes in all"
+        f"(a) {together} per push: {len(sent)} alerts in {seconds:g} s "
+        f"({len(sent) / seconds:.0f}/s), {pushes:,} pushes in all"
     )
     return samples
 
@@ -410,19 +422,29 @@ async def main() -> None:
     parser.add_argument(
         "--fake-in-process", action="store_true", help="(a)'s fake Bot API in this process"
     )
+    parser.add_argument(
+        "--together", type=int, choices=[1, 10], help="(a): only this many alerts per push"
+    )
     args = parser.parse_args()
-    if args.only == "a":
-        print(_latency_line(await latency(args.seconds, fake_in_process=args.fake_in_process)))
-        return
+    shapes = [args.together] if args.together else [1, 10]
+    if args.only != "c":
+        lines = [
+            _latency_line(
+                await latency(args.seconds, together=n, fake_in_process=args.fake_in_process), n
+            )
+            for n in shapes
+        ]
+        if args.only == "a":
+            print("\n".join(lines))
+            return
     if args.only == "c":
         apprise = await apprise_rate(3_000, receiver_in_process=args.receiver_in_process)
         print(_apprise_line(apprise))
         return
-    samples = await latency(args.seconds, fake_in_process=args.fake_in_process)
     rate, rejected = await send_rate(300)
     apprise = await apprise_rate(3_000, receiver_in_process=args.receiver_in_process)
     print()
-    print(_latency_line(samples))
+    print("\n".join(lines))
     print(
         f"(b) send rate {rate:.1f}/s of the 30/s cap: ratio {rate / 30:.3f} "
         f"(goal >= 0.93), 429 received: {rejected}"
@@ -430,10 +452,10 @@ async def main() -> None:
     print(_apprise_line(apprise))
 
 
-def _latency_line(samples: list[float]) -> str:
+def _latency_line(samples: list[float], together: int) -> str:
     p50, p99 = statistics.median(samples), _pct(samples, 0.99)
     return (
-        f"(a) latency p50 {p50:.1f} ms (goal <= 5: ratio {p50 / 5:.2f}), "
+        f"(a) {together:>2} per push: latency p50 {p50:.1f} ms (goal <= 5: ratio {p50 / 5:.2f}), "
         f"p99 {p99:.1f} ms (goal <= 25: ratio {p99 / 25:.2f})"
     )
 
