@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +29,7 @@ from alerts.feed.backoff import Backoff
 from alerts.security import SecretBox
 from tests.api_helpers import SECRET_KEY
 from tests.fake_telegram import TOKEN, FakeTelegram
+from tests.feed_helpers import eventually
 from tests.test_cli import free_port
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -265,25 +267,35 @@ class Receiver:
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.statuses: list[int] = []
+        self.delay = 0.0
 
     async def handle(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self.delay)
         status = self.statuses.pop(0) if self.statuses else 200
         if status == 200:
             self.bodies.append(await request.json())
         return web.Response(status=status)
 
 
-async def test_apprise_json_delivery_retries_a_500_then_succeeds(setup: Setup) -> None:
-    receiver = Receiver()
-    receiver.statuses = [500]
+@contextlib.asynccontextmanager
+async def receiving(receiver: Receiver) -> AsyncIterator[int]:
+    """`receiver` served on a local port (yielded) for json://127.0.0.1:PORT/hook."""
     app = web.Application()
     app.router.add_post("/hook", receiver.handle)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
+        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
+async def test_apprise_json_delivery_retries_a_500_then_succeeds(setup: Setup) -> None:
+    receiver = Receiver()
+    receiver.statuses = [500]
+    async with receiving(receiver) as port:
         url = f"json://hookuser:SECRETPASS@127.0.0.1:{port}/hook"
         box = SecretBox(SECRET_KEY)
         hook = setup.add_destination(
@@ -299,8 +311,47 @@ async def test_apprise_json_delivery_retries_a_500_then_succeeds(setup: Setup) -
         [body] = receiver.bodies
         assert "BTC-USDT crossed 70000 up" in body["message"]
         assert body["title"].endswith("BTC <above> & beyond")
-    finally:
-        await runner.cleanup()
+
+
+async def test_a_chat_waiting_for_its_turn_or_a_slow_webhook_holds_up_no_one_else(
+    setup: Setup,
+) -> None:
+    """A running worker sends each alert as it comes, whatever else is still in flight: a
+    second alert to a private chat waits for that chat's 1 s, and a webhook answers after
+    2 s, but an alert to another chat meanwhile goes out at once."""
+    other = setup.add_destination(kind="telegram", chat_id=5151)
+    mine = setup.add_destination(kind="telegram", chat_id=CHAT)
+    receiver = Receiver()
+    receiver.delay = 2.0
+    limits = Limits(bot_per_second=1000, private_interval=1.0)
+    telegram = TelegramNotifier(TOKEN, api_url=setup.tg.url, limiter=RateLimiter(limits))
+    config = WorkerConfig(poll_interval=0.02)
+    worker = DeliveryWorker(setup.db, SecretBox(SECRET_KEY), telegram=telegram, config=config)
+    async with receiving(receiver) as port:
+        hook = setup.add_destination(
+            kind="apprise", url_sealed=SecretBox(SECRET_KEY).seal(f"json://127.0.0.1:{port}/hook")
+        )
+        task = asyncio.create_task(worker.run())
+        try:
+            setup.fire(mine)
+            await eventually(lambda: len(setup.tg.sent) == 1, timeout=5, message="first")
+            setup.fire(mine)  # waits for the chat's next slot, a second from now
+            setup.fire(hook)  # answered in 2 s
+            await asyncio.sleep(0.2)
+            fired = time.monotonic()
+            setup.fire(other)
+            await eventually(lambda: len(setup.tg.sent) == 2, timeout=5, message="second")
+            assert setup.tg.sent[1].chat_id == 5151
+            assert time.monotonic() - fired < 0.6
+            await eventually(lambda: len(setup.tg.sent) == 3, timeout=5, message="third")
+            assert setup.tg.sent[2].chat_id == CHAT
+            await eventually(lambda: len(receiver.bodies) == 1, timeout=5, message="webhook")
+        finally:
+            await worker.stop()
+            await task
+            await telegram.close()
+    with setup.db.session() as session:
+        assert {d.status for d in session.exec(select(Delivery))} == {"sent"}
 
 
 async def test_apprise_mailto_delivery_to_a_local_smtp_server(setup: Setup) -> None:

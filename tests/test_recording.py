@@ -249,18 +249,18 @@ async def test_a_failed_write_keeps_everything_and_newer_prices_win(
     assert _prices(world.db) == {"BTC-USDT": Decimal("70200")}
 
 
-def test_claiming_by_id_takes_only_what_is_due(world: World) -> None:
-    ids = record(world.db, [world.hit("default"), world.hit("named")], {}, {}, T0)
-    first, second = sorted(ids)
-    [job] = claim(world.db, now=T0, lease=LEASE, limit=10, ids=[first])
+def test_a_claim_takes_what_is_due_but_not_what_the_worker_holds(world: World) -> None:
+    first, second = sorted(record(world.db, [world.hit("default"), world.hit("named")], {}, {}, T0))
+    [job] = claim(world.db, now=T0, lease=LEASE, limit=1)
     assert job.delivery_id == first and job.attempts == 1 and job.chat_id == 700
-    # Leased: neither a claim by id nor a scan takes it again before the lease ends.
-    assert claim(world.db, now=T0, lease=LEASE, limit=10, ids=[first]) == []
+    # Leased: a scan does not take it again before the lease ends.
     assert [j.delivery_id for j in claim(world.db, now=T0, lease=LEASE, limit=10)] == [second]
-    # A worker that died: its lease runs out and the delivery is claimed again.
+    # A worker that died: its lease runs out and the delivery is claimed again...
     later = T0 + LEASE + timedelta(seconds=1)
-    [again] = claim(world.db, now=later, lease=LEASE, limit=10, ids=[first])
+    [again] = claim(world.db, now=later, lease=LEASE, limit=10, held=[second])
     assert again.delivery_id == first and again.attempts == 2
+    # ...but not by a worker that still has it in hand.
+    assert claim(world.db, now=later + LEASE * 2, lease=LEASE, limit=10, held=[first, second]) == []
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ records already leased to that worker, in the same transaction, and hands them o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, Select, bindparam, func, insert, or_, update
+from sqlalchemy import BindParameter, bindparam, func, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
@@ -55,28 +55,28 @@ _DESTINATIONS = Destination.metadata.tables["destinations"]
 _RULES = Rule.metadata.tables["rules"]
 _USERS = User.metadata.tables["users"]
 _IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+_NOW = bindparam("now", type_=UTCDateTime)
 
 # The claim's statements are built once, with parameters: building them per claim cost as
 # much as running them (the worker of the engine's process claims every few milliseconds).
 
 
-def _due(*, by_id: bool) -> Select[tuple[int]]:
-    """Deliveries due at :now, oldest first (only those in :ids, when `by_id`). On SQLite the
-    row lock is left out of the SQL."""
-    d, now = _DELIVERIES.c, bindparam("now", type_=UTCDateTime)
-    due = (
-        sa_select(d.id)
-        .where(
-            or_(d.status.in_((PENDING, FAILED)), (d.status == SENDING) & (d.lease_until < now)),
-            d.next_attempt_at <= now,
-        )
-        .order_by(d.next_attempt_at, d.id)
-        .with_for_update(skip_locked=True)
+# Due at :now, oldest first, but not those in :held (the claiming worker's own: a lease that
+# ran out while the worker still has the delivery in hand is not claimed again by it). On
+# SQLite the row lock is left out of the SQL.
+_DUE = (
+    sa_select(_DELIVERIES.c.id)
+    .where(
+        or_(
+            _DELIVERIES.c.status.in_((PENDING, FAILED)),
+            (_DELIVERIES.c.status == SENDING) & (_DELIVERIES.c.lease_until < _NOW),
+        ),
+        _DELIVERIES.c.next_attempt_at <= _NOW,
+        _DELIVERIES.c.id.not_in(bindparam("held", expanding=True)),
     )
-    return due.where(d.id.in_(_IDS)) if by_id else due
-
-
-_DUE = {False: _due(by_id=False), True: _due(by_id=True)}
+    .order_by(_DELIVERIES.c.next_attempt_at, _DELIVERIES.c.id)
+    .with_for_update(skip_locked=True)
+)
 _LEASE = (
     update(_DELIVERIES)
     .where(_DELIVERIES.c.id.in_(_IDS))
@@ -140,13 +140,13 @@ def claim(
     now: datetime,
     lease: timedelta,
     limit: int,
-    ids: Sequence[int] | None = None,
+    held: Collection[int] = (),
 ) -> list[Job]:
-    """Take up to `limit` due deliveries (oldest first) and lease them until now + lease.
-    Given `ids`, only those of them that are due."""
+    """Take up to `limit` due deliveries (oldest first), none of those in `held` (the
+    caller's own), and lease them until now + lease."""
     with db.writing() as session:
-        due = _DUE[ids is not None].limit(limit)
-        claimed = list(session.execute(due, {"now": now, "ids": ids or []}).scalars())
+        params = {"now": now, "held": sorted(held)}
+        claimed = list(session.execute(_DUE.limit(limit), params).scalars())
         if not claimed:
             return []
         session.execute(_LEASE, {"ids": claimed, "until": now + lease})

@@ -1,8 +1,11 @@
 """The delivery worker: claim due deliveries, render, send, record, retry or give up.
 
-Telegram messages to one chat go out in order, inside the rate limits; when more than a few
-alerts for one chat are due at once (a pump firing dozens of rules), they go as one digest.
-Apprise destinations are sent concurrently (bounded by the notifier).
+Telegram messages to one chat go out in order, inside the rate limits, from one sender task
+per chat with something to send; when more than a few alerts for one chat are due at once (a
+pump firing dozens of rules, or alerts queued while the chat waits for its turn), they go as
+one digest. Apprise destinations are sent concurrently (bounded by the notifier). A running
+worker starts each send as it comes and goes on claiming, so a chat waiting for its turn or a
+slow webhook holds up no one else; at most `batch` deliveries are in its hands at a time.
 
 In the engine's process the worker is also handed deliveries the moment they are committed,
 already claimed for it in the engine's transaction (`take`), and sends them at once; the scan
@@ -19,10 +22,11 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 from alerts.db import queue
 from alerts.db.queue import Job, Outcome
@@ -87,7 +91,10 @@ class DeliveryWorker:
         self._finished: list[queue.Attempt] = []
         self._oldest = 0.0
         self._handed: list[Job] = []
-        self._scan_now = False
+        self._queued: dict[int, list[Job]] = {}  # per chat, for its sender
+        self._senders: dict[int, asyncio.Task[None]] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+        self._holding: set[int] = set()  # deliveries started and not yet recorded
 
     @property
     def lease(self) -> timedelta:
@@ -99,42 +106,57 @@ class DeliveryWorker:
         self._handed.extend(jobs)
         self._wake.set()
 
-    def wake(self) -> None:
-        """Look for due deliveries now."""
-        self._scan_now = True
-        self._wake.set()
-
     async def stop(self) -> None:
         """Finish the current batch and return from `run()`."""
         self._stopping.set()
         self._wake.set()
 
     async def run(self) -> None:
-        """Claim and send until stopped; then give back what was handed over but not sent."""
+        """Claim and send until stopped, then finish the sends started; what was handed over
+        and not started is given back."""
         try:
             await self._run()
+            await asyncio.gather(*self._sending, return_exceptions=True)
         finally:
-            handed, self._handed = self._handed, []
-            await asyncio.shield(asyncio.to_thread(queue.release, self.db, handed))
+            for task in self._sending:
+                task.cancel()
+            await asyncio.gather(*self._sending, return_exceptions=True)
+            unsent = self._handed + [j for jobs in self._queued.values() for j in jobs]
+            self._handed, self._queued = [], {}
+            await asyncio.shield(self._finish_and_release(unsent))
+
+    async def _finish_and_release(self, unsent: list[Job]) -> None:
+        await self._flush()
+        await asyncio.to_thread(queue.release, self.db, unsent)
 
     async def _run(self) -> None:
+        cfg = self.config
         next_scan = 0.0
         while not self._stopping.is_set():
             worked = False
             try:
                 if self._handed:
                     jobs, self._handed = self._handed, []
-                    await self._send(jobs)
+                    await self._start(jobs)
                     worked = True
-                if self._scan_now or time.monotonic() >= next_scan:
-                    self._scan_now = False
-                    scanned = await self.run_once()
-                    # After a batch there may be more due: scan again at once.
-                    next_scan = time.monotonic() + (0.0 if scanned else self.config.poll_interval)
-                    worked = worked or scanned
+                room = cfg.batch - len(self._holding)
+                if room > 0 and time.monotonic() >= next_scan:
+                    jobs = await asyncio.to_thread(
+                        queue.claim,
+                        self.db,
+                        now=self.clock(),
+                        lease=cfg.lease,
+                        limit=room,
+                        held=set(self._holding),
+                    )
+                    await self._start(jobs)
+                    # A full batch: there may be more due, claimed as soon as there is room.
+                    full = len(jobs) == room
+                    next_scan = time.monotonic() + (0.0 if full else cfg.poll_interval)
+                    worked = worked or bool(jobs)
             except Exception:
                 logger.exception("delivery batch failed; retrying")
-                next_scan = time.monotonic() + self.config.poll_interval
+                next_scan = time.monotonic() + cfg.poll_interval
             if not worked and not self._handed and not self._stopping.is_set():
                 wait = max(0.0, next_scan - time.monotonic())
                 with contextlib.suppress(TimeoutError):
@@ -143,18 +165,23 @@ class DeliveryWorker:
                 self._wake.clear()
 
     async def run_once(self) -> bool:
-        """Claim one batch of due deliveries (oldest first) and send it; False when nothing
-        was due."""
+        """Claim one batch of due deliveries (oldest first), send it and record the outcomes;
+        False when nothing was due."""
         cfg = self.config
         jobs = await asyncio.to_thread(
             queue.claim, self.db, now=self.clock(), lease=cfg.lease, limit=cfg.batch
         )
-        await self._send(jobs)
+        tasks = await self._start(jobs)
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            await self._flush()
         return bool(jobs)
 
-    async def _send(self, jobs: list[Job]) -> None:
-        if not jobs:
-            return
+    async def _start(self, jobs: list[Job]) -> list[asyncio.Task[None]]:
+        """Start sending `jobs`: each chat's to its sender (started if it has none), each
+        Apprise delivery in a task of its own; returns the tasks that send them."""
+        self._holding.update(j.delivery_id for j in jobs)
         chats: dict[int, list[Job]] = {}
         others: list[Job] = []
         for job in jobs:
@@ -163,21 +190,62 @@ class DeliveryWorker:
             else:
                 others.append(job)
         tasks: list[asyncio.Task[None]] = []
-        try:
-            for chat, group in chats.items():
-                tasks.append(asyncio.create_task(self._send_chat(chat, group)))
+        for chat, group in chats.items():
+            self._queued.setdefault(chat, []).extend(group)
+            sender = self._senders.get(chat)
+            if sender is None:
+                sender = self._senders[chat] = self._spawn(self._sender(chat))
                 # One chat's send starts per turn of the loop. Before Python 3.12, aiohttp
                 # writes a request's body from a task of its own, on the next turn: started
                 # all at once, no message would leave before every one had been prepared.
                 await asyncio.sleep(0)
-            tasks += [asyncio.create_task(self._send_one(g)) for g in _apprise_groups(others)]
-            await asyncio.gather(*tasks)
-        except asyncio.CancelledError:
-            for task in tasks:
-                task.cancel()
+            tasks.append(sender)
+        tasks += [self._spawn(self._send_group(g)) for g in _apprise_groups(others)]
+        return tasks
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._settled(work))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+        return task
+
+    async def _settled(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+            # The last send in flight records what is finished (the rest is recorded in
+            # batches as it goes, see `_record`).
+            if len(self._sending) <= 1:
+                await self._flush()
+        except Exception:
+            logger.exception("sending failed; what it held is retried when its lease ends")
+
+    async def _sender(self, chat_id: int) -> None:
+        """Send what is queued for one chat, in order, until nothing is."""
+        jobs: list[Job] = []
+        try:
+            while chat_id in self._queued:
+                jobs = self._queued.pop(chat_id)
+                await self._send_chat(chat_id, jobs)
+        except Exception:
+            self._forget(jobs + self._queued.pop(chat_id, []))
             raise
         finally:
-            await self._flush()
+            del self._senders[chat_id]
+
+    async def _send_group(self, jobs: list[Job]) -> None:
+        try:
+            await self._send_one(jobs)
+        except Exception:
+            self._forget(jobs)
+            raise
+
+    def _forget(self, jobs: list[Job]) -> None:
+        """Out of this worker's hands: recorded, or left claimed (after the lease a scan takes
+        them again)."""
+        holding = len(self._holding)
+        self._holding.difference_update(j.delivery_id for j in jobs)
+        if len(self._holding) < self.config.batch <= holding:
+            self._wake.set()  # room to claim again
 
     # --- sending -------------------------------------------------------------------------
 
@@ -287,7 +355,13 @@ class DeliveryWorker:
             batch, self._finished = self._finished, []
             # In a thread even on SQLite: it is not urgent, and the sends in flight meanwhile
             # should not wait for it between taking their rate-limit slot and going out.
-            await asyncio.to_thread(queue.finish_many, self.db, batch)
+            try:
+                await asyncio.to_thread(queue.finish_many, self.db, batch)
+            finally:
+                # Out of hand once recorded (before that, a scan would take them for leases
+                # run out and claim them again), or when recording failed (then they are
+                # claimed again once their lease ends).
+                self._forget([a.job for a in batch])
 
 
 def _summary(jobs: Sequence[Job]) -> Message:

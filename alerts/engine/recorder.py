@@ -8,9 +8,9 @@ prices and the balances follow every `interval`, in small batches with the loop 
 between, so a hit waits behind at most one short batch. Writes take turns in one task (one
 writer: SQLite has only one, and the order of writes is what keeps prices and hits in step).
 
-With a `Handoff` (in `alerts run`, the delivery worker of this process), the write also claims
-the new deliveries, in the same transaction, and hands them over as it commits: the worker
-sends them without a claim of its own or a poll.
+With a `Handoff` (in `alerts run`, the delivery worker of this process), the write adds the
+new deliveries already claimed (leased) for it, in the same transaction, and hands them over
+as it commits: the worker sends them without a claim of its own or a poll.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ logger = logging.getLogger("alerts.engine")
 
 
 class Handoff(Protocol):
-    """Who takes the deliveries a write has just claimed and committed, to send them."""
+    """Who takes the deliveries a write has just committed, claimed for it, to send them."""
 
     @property
     def lease(self) -> timedelta:
