@@ -89,7 +89,7 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._finished: list[queue.Attempt] = []
-        self._oldest = 0.0
+        self._flushing: set[asyncio.Task[None]] = set()
         self._handed: list[Job] = []
         self._queued: dict[int, list[Job]] = {}  # per chat, for its sender
         self._senders: dict[int, asyncio.Task[None]] = {}
@@ -126,6 +126,7 @@ class DeliveryWorker:
             await asyncio.shield(self._finish_and_release(unsent))
 
     async def _finish_and_release(self, unsent: list[Job]) -> None:
+        await asyncio.gather(*self._flushing, return_exceptions=True)
         await self._flush()
         await asyncio.to_thread(queue.release, self.db, unsent)
 
@@ -329,7 +330,8 @@ class DeliveryWorker:
         started = self.clock() - timedelta(seconds=seconds)
         ms = int(seconds * 1000)
         if not self._finished:
-            self._oldest = time.monotonic()
+            # However the sends in flight go, this one is recorded within `record_interval`.
+            asyncio.get_running_loop().call_later(self.config.record_interval, self._flush_later)
         self._finished.extend(queue.Attempt(job, outcome, started, ms) for job in jobs)
         _count(jobs, outcome.status, self.clock())
         if outcome.status == queue.SENT:
@@ -343,12 +345,20 @@ class DeliveryWorker:
         # Recorded in small batches (20 sends or 0.1 s, whichever comes first): the window in
         # which a crash can repeat a message stays short, and the database is not hit once
         # per send.
-        cfg = self.config
-        if (
-            len(self._finished) >= cfg.record_batch
-            or time.monotonic() - self._oldest >= cfg.record_interval
-        ):
+        if len(self._finished) >= self.config.record_batch:
             await self._flush()
+
+    def _flush_later(self) -> None:
+        if self._finished:
+            task = asyncio.create_task(self._flush_logged())
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self._flush()
+        except Exception:
+            logger.exception("recording deliveries failed; they are sent again after their lease")
 
     async def _flush(self) -> None:
         while self._finished:
