@@ -360,6 +360,30 @@ async def test_a_chat_waiting_for_its_turn_or_a_slow_webhook_holds_up_no_one_els
     assert set(statuses()) == {"sent"}
 
 
+async def test_stopping_gives_back_a_send_still_waiting_for_its_turn(setup: Setup) -> None:
+    mine = setup.add_destination(kind="telegram", chat_id=CHAT)
+    limits = Limits(bot_per_second=1000, private_interval=5.0)
+    telegram = TelegramNotifier(TOKEN, api_url=setup.tg.url, limiter=RateLimiter(limits))
+    config = WorkerConfig(poll_interval=0.02)
+    worker = DeliveryWorker(setup.db, SecretBox(SECRET_KEY), telegram=telegram, config=config)
+    task = asyncio.create_task(worker.run())
+    try:
+        first = setup.fire(mine)
+        await eventually(lambda: len(setup.tg.sent) == 1, timeout=5, message="first")
+        second = setup.fire(mine)  # its turn comes in 5 s
+        await eventually(lambda: setup.delivery(second).status == "sending", message="claimed")
+        stopped = time.monotonic()
+        await worker.stop()
+        await task
+        assert time.monotonic() - stopped < 1.0
+    finally:
+        await telegram.close()
+    assert len(setup.tg.sent) == 1
+    assert setup.delivery(first).status == "sent"
+    row = setup.delivery(second)  # untried, due at once for the next worker
+    assert row.status == "pending" and row.attempts == 0 and row.lease_until is None
+
+
 async def test_apprise_mailto_delivery_to_a_local_smtp_server(setup: Setup) -> None:
     from aiosmtpd.controller import Controller
 

@@ -48,7 +48,10 @@ async def test_sigterm_with_deliveries_in_flight_loses_and_repeats_nothing(
         first.send_signal(signal.SIGTERM)
         stopped = time.monotonic()
         _, err = await asyncio.wait_for(first.communicate(), 30)
-        print(f"stopped {time.monotonic() - stopped:.2f} s after SIGTERM, {len(tg.sent)} sent")
+        took = time.monotonic() - stopped
+        print(f"stopped {took:.2f} s after SIGTERM, {len(tg.sent)} sent")
+        # Sends still waiting for their turn (30/s) are given back, not waited for.
+        assert took < 5.0
         assert first.returncode == 0, err.decode()[-2000:]
         assert b"Traceback" not in err
 

@@ -65,6 +65,12 @@ class AppriseNotifier:
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="apprise")
         self._plugins: OrderedDict[str, Any] = OrderedDict()
         self._cache = cache
+        self._running: set[asyncio.Task[Any]] = set()
+
+    def has_gone_out(self, task: asyncio.Task[Any]) -> bool:
+        """Whether the send that `task` is making has started (its plugin running in a
+        thread, which cannot be stopped): until then, cancelling it sends nothing."""
+        return task in self._running
 
     def _plugin(self, url: str) -> Any | None:
         # Parsing a URL into a plugin costs more than many sends: keep recent ones.
@@ -100,6 +106,15 @@ class AppriseNotifier:
 
     async def _call(self, notify: Callable[[], object]) -> bool:
         await self._slots.acquire()
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            return await self._run(notify)
+        finally:
+            self._running.discard(task)
+
+    async def _run(self, notify: Callable[[], object]) -> bool:
         loop = asyncio.get_running_loop()
         # The thread must log into this task's capture; a context does not follow on its own.
         context = contextvars.copy_context()

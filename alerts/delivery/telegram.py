@@ -130,6 +130,7 @@ class TelegramNotifier:
         # requests to queue for a connection after taking their slot, they would reach
         # Telegram in bursts and meet 429s although their slots were spaced.
         self._in_flight = asyncio.Semaphore(in_flight)
+        self._written: dict[asyncio.Task[Any], bool] = {}
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "***")
@@ -138,7 +139,13 @@ class TelegramNotifier:
         """Send one message or raise `SendFailed` saying what to do next."""
         await self.limiter.chat_ready(chat_id)  # a chat that must wait holds no send slot
         async with self._in_flight:
-            status, answer = await self._post(chat_id, message)
+            task = asyncio.current_task()
+            assert task is not None
+            self._written[task] = False
+            try:
+                status, answer = await self._post(chat_id, message, task)
+            finally:
+                del self._written[task]
         if status == 200:
             try:
                 if _answer(answer).ok:
@@ -147,7 +154,18 @@ class TelegramNotifier:
                 pass
         self._failed(chat_id, message, status, answer)
 
-    async def _post(self, chat_id: int, message: Message) -> tuple[int, bytes]:
+    def has_gone_out(self, task: asyncio.Task[Any]) -> bool:
+        """Whether the send that `task` is making has reached Telegram (its request written):
+        until then, cancelling it sends nothing."""
+        return self._written.get(task, False)
+
+    async def _pace(self, chat_id: int, task: asyncio.Task[Any]) -> None:
+        await self.limiter.acquire(chat_id)
+        self._written[task] = True
+
+    async def _post(
+        self, chat_id: int, message: Message, task: asyncio.Task[Any]
+    ) -> tuple[int, bytes]:
         fields: dict[str, Any] = {
             "chat_id": chat_id,
             "text": message.html,
@@ -157,7 +175,7 @@ class TelegramNotifier:
         markup = _markup(message.rule_id)
         if markup is not None:
             fields["reply_markup"] = markup
-        body = _PacedBody(_encode(fields), functools.partial(self.limiter.acquire, chat_id))
+        body = _PacedBody(_encode(fields), functools.partial(self._pace, chat_id, task))
         session = await self._session.create_session()
         try:
             # `timeout`, not `wait_for`: wait_for would run the request in a new task, which

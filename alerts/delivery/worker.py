@@ -95,6 +95,7 @@ class DeliveryWorker:
         self._senders: dict[int, asyncio.Task[None]] = {}
         self._sending: set[asyncio.Task[None]] = set()
         self._holding: set[int] = set()  # deliveries started and not yet recorded
+        self._unsent: list[Job] = []  # started, then stopped before they went out
 
     @property
     def lease(self) -> timedelta:
@@ -112,21 +113,34 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        """Claim and send until stopped, then finish the sends started; what was handed over
-        and not started is given back."""
+        """Claim and send until stopped. Then the sends that have gone out are finished and
+        recorded, and the rest (waiting for their turn, or not started) are given back."""
         try:
             await self._run()
+            for task in self._sending:
+                if not self._gone_out(task):
+                    task.cancel()
             await asyncio.gather(*self._sending, return_exceptions=True)
         finally:
             for task in self._sending:
                 task.cancel()
             await asyncio.gather(*self._sending, return_exceptions=True)
-            unsent = self._handed + [j for jobs in self._queued.values() for j in jobs]
-            self._handed, self._queued = [], {}
+            queued = [j for jobs in self._queued.values() for j in jobs]
+            unsent = self._handed + queued + self._unrecorded(self._unsent)
+            self._handed, self._queued, self._unsent = [], {}, []
             await asyncio.shield(self._finish_and_release(unsent))
 
+    def _gone_out(self, task: asyncio.Task[None]) -> bool:
+        telegram = self.telegram is not None and self.telegram.has_gone_out(task)
+        return telegram or self.apprise.has_gone_out(task)
+
+    def _unrecorded(self, jobs: list[Job]) -> list[Job]:
+        recorded = {a.job.delivery_id for a in self._finished}
+        return [j for j in jobs if j.delivery_id in self._holding - recorded]
+
     async def _finish_and_release(self, unsent: list[Job]) -> None:
-        await asyncio.gather(*self._flushing, return_exceptions=True)
+        while self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
         await self._flush()
         await asyncio.to_thread(queue.release, self.db, unsent)
 
@@ -221,12 +235,16 @@ class DeliveryWorker:
             logger.exception("sending failed; what it held is retried when its lease ends")
 
     async def _sender(self, chat_id: int) -> None:
-        """Send what is queued for one chat, in order, until nothing is."""
+        """Send what is queued for one chat, in order, until nothing is (or the worker
+        stops)."""
         jobs: list[Job] = []
         try:
-            while chat_id in self._queued:
+            while chat_id in self._queued and not self._stopping.is_set():
                 jobs = self._queued.pop(chat_id)
                 await self._send_chat(chat_id, jobs)
+        except asyncio.CancelledError:
+            self._unsent += jobs  # stopped before they went out: given back
+            raise
         except Exception:
             self._forget(jobs + self._queued.pop(chat_id, []))
             raise
@@ -236,6 +254,9 @@ class DeliveryWorker:
     async def _send_group(self, jobs: list[Job]) -> None:
         try:
             await self._send_one(jobs)
+        except asyncio.CancelledError:
+            self._unsent += jobs
+            raise
         except Exception:
             self._forget(jobs)
             raise
@@ -271,7 +292,10 @@ class DeliveryWorker:
             merged = digest([self._message(j) for j in jobs])
             await self._attempt(jobs, partial(self._telegram, chat_id, merged))
             return
-        for job in jobs:
+        for i, job in enumerate(jobs):
+            if self._stopping.is_set():
+                self._unsent += jobs[i:]
+                return
             await self._attempt([job], partial(self._telegram, chat_id, self._message(job)))
 
     async def _telegram(self, chat_id: int, message: Message) -> None:
@@ -363,15 +387,23 @@ class DeliveryWorker:
     async def _flush(self) -> None:
         while self._finished:
             batch, self._finished = self._finished, []
+            # A task of its own, which a stopping worker waits for: the send whose flush this
+            # is may be cancelled meanwhile, but the batch is recorded all the same.
+            task = asyncio.create_task(self._finish(batch))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+            await asyncio.shield(task)
+
+    async def _finish(self, batch: list[queue.Attempt]) -> None:
+        try:
             # In a thread even on SQLite: it is not urgent, and the sends in flight meanwhile
             # should not wait for it between taking their rate-limit slot and going out.
-            try:
-                await asyncio.to_thread(queue.finish_many, self.db, batch)
-            finally:
-                # Out of hand once recorded (before that, a scan would take them for leases
-                # run out and claim them again), or when recording failed (then they are
-                # claimed again once their lease ends).
-                self._forget([a.job for a in batch])
+            await asyncio.to_thread(queue.finish_many, self.db, batch)
+        finally:
+            # Out of hand once recorded (before that, a scan would take them for leases run
+            # out and claim them again), or when recording failed (then they are claimed
+            # again once their lease ends).
+            self._forget([a.job for a in batch])
 
 
 def _summary(jobs: Sequence[Job]) -> Message:
