@@ -148,6 +148,21 @@ async def _print_alerts(db: Database, out: TextIO) -> None:
         await asyncio.sleep(0.2)
 
 
+async def _listening(port: int, server: asyncio.Task[None]) -> None:
+    """Wait until 127.0.0.1:`port` accepts connections (or `server` has stopped: its error
+    is raised)."""
+    while not server.done():
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    await server
+
+
 async def run_demo(
     seconds: float | None = None,
     *,
@@ -188,15 +203,18 @@ async def run_demo(
                 rules="\n".join(rules),
                 apprise=f" and go to {len(apprise)} Apprise URL(s)" if apprise else "",
             )
+            # The banner names the API: it is printed once the API answers.
+            api_task = asyncio.create_task(serve_api(settings, db, "127.0.0.1", api_port))
+            await _listening(api_port, api_task)
             print(banner, file=out, flush=True)
             # Deliveries exist only for Apprise URLs: the demo user has no Telegram chat.
             worker = make_worker(settings, db) if apprise else None
             engine = make_engine(settings, db, worker)
             await engine.start()
             tasks = [
+                api_task,
                 *([asyncio.create_task(worker.run())] if worker else []),
                 asyncio.create_task(_print_alerts(db, out)),
-                asyncio.create_task(serve_api(settings, db, "127.0.0.1", api_port)),
             ]
             try:
                 await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
