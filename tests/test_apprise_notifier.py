@@ -5,60 +5,24 @@ retry or not with the reason from Apprise's log (secrets removed), per send."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from aiohttp import web
 
 from alerts.delivery.apprise_notifier import AppriseNotifier
 from alerts.delivery.errors import SendFailed
 from alerts.delivery.messages import Message
+from tests.webhook import Receiver, serving
 
 MESSAGE = Message(title="BTC alert", text="BTC-USDT crossed 70000 up", html="", rule_id=1)
 
 
-class Receiver:
-    """A json:// endpoint: answers `statuses` in turn (then 200) after `delay` seconds, and
-    records the bodies it accepted and the most requests it held at once."""
-
-    def __init__(self) -> None:
-        self.statuses: list[int] = []
-        self.delay = 0.0
-        self.bodies: list[dict[str, Any]] = []
-        self.active = 0
-        self.peak = 0
-        self.port = 0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.active += 1
-        self.peak = max(self.peak, self.active)
-        try:
-            await asyncio.sleep(self.delay)
-            status = self.statuses.pop(0) if self.statuses else 200
-            if status == 200:
-                self.bodies.append(await request.json())
-            return web.Response(status=status)
-        finally:
-            self.active -= 1
-
-    def url(self, credentials: str = "") -> str:
-        return f"json://{credentials}127.0.0.1:{self.port}/hook"
-
-
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    hook = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", hook.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    hook.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield hook
-    await runner.cleanup()
+    async with serving(Receiver()) as hook:
+        yield hook
 
 
 async def test_a_message_arrives_as_apprise_json(receiver: Receiver) -> None:
@@ -127,28 +91,16 @@ async def test_a_500_then_a_200_is_a_retry_then_sent(receiver: Receiver) -> None
 async def test_concurrent_failures_each_get_their_own_reason() -> None:
     """Apprise logs from the sending threads; each send still reads only its own log."""
     statuses = [404, 500] * 4
-    hooks: list[Receiver] = []
-    runners: list[web.AppRunner] = []
-    for status in statuses:
-        hook = Receiver()
+    hooks = [Receiver() for _ in statuses]
+    for hook, status in zip(hooks, statuses, strict=True):
         hook.statuses, hook.delay = [status], 0.05
-        app = web.Application()
-        app.router.add_post("/hook", hook.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        hook.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        hooks.append(hook)
-        runners.append(runner)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        for hook in hooks:
+            await stack.enter_async_context(serving(hook))
         notifier = AppriseNotifier()
         results = await asyncio.gather(
             *(notifier.send(h.url(), MESSAGE) for h in hooks), return_exceptions=True
         )
-    finally:
-        for runner in runners:
-            await runner.cleanup()
     for status, result in zip(statuses, results, strict=True):
         assert isinstance(result, SendFailed)
         assert str(status) in result.reason and result.retry is (status == 500)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -14,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 from sqlmodel import select
 
 from alerts.db.migrate import upgrade
@@ -31,6 +29,7 @@ from tests.api_helpers import SECRET_KEY
 from tests.fake_telegram import TOKEN, FakeTelegram
 from tests.feed_helpers import eventually
 from tests.test_cli import free_port
+from tests.webhook import Receiver, serving
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[1]
@@ -261,42 +260,11 @@ async def test_deleted_and_disabled_destinations_are_dead_with_the_reason(setup:
     assert row.status == "dead" and "disabled (blocked)" in (row.last_error or "")
 
 
-class Receiver:
-    """A local HTTP endpoint for Apprise's json:// that can fail on purpose."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.statuses: list[int] = []
-        self.delay = 0.0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        await asyncio.sleep(self.delay)
-        status = self.statuses.pop(0) if self.statuses else 200
-        if status == 200:
-            self.bodies.append(await request.json())
-        return web.Response(status=status)
-
-
-@contextlib.asynccontextmanager
-async def receiving(receiver: Receiver) -> AsyncIterator[int]:
-    """`receiver` served on a local port (yielded) for json://127.0.0.1:PORT/hook."""
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    finally:
-        await runner.cleanup()
-
-
 async def test_apprise_json_delivery_retries_a_500_then_succeeds(setup: Setup) -> None:
     receiver = Receiver()
     receiver.statuses = [500]
-    async with receiving(receiver) as port:
-        url = f"json://hookuser:SECRETPASS@127.0.0.1:{port}/hook"
+    async with serving(receiver):
+        url = receiver.url("hookuser:SECRETPASS@")
         box = SecretBox(SECRET_KEY)
         hook = setup.add_destination(
             kind="apprise", url_sealed=box.seal(url), url_masked="json://..."
@@ -332,9 +300,9 @@ async def test_a_chat_waiting_for_its_turn_or_a_slow_webhook_holds_up_no_one_els
         with setup.db.session() as session:
             return [d.status for d in session.exec(select(Delivery))]
 
-    async with receiving(receiver) as port:
+    async with serving(receiver):
         hook = setup.add_destination(
-            kind="apprise", url_sealed=SecretBox(SECRET_KEY).seal(f"json://127.0.0.1:{port}/hook")
+            kind="apprise", url_sealed=SecretBox(SECRET_KEY).seal(receiver.url())
         )
         task = asyncio.create_task(worker.run())
         try:

@@ -1,0 +1,56 @@
+"""A local json:// endpoint for Apprise, over real HTTP, that can fail or answer late on
+purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+
+class Receiver:
+    """A json:// endpoint: answers `statuses` in turn (then 200) after `delay` seconds, and
+    records the bodies it accepted and the most requests it held at once."""
+
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+        self.delay = 0.0
+        self.bodies: list[dict[str, Any]] = []
+        self.active = 0
+        self.peak = 0
+        self.port = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            await asyncio.sleep(self.delay)
+            status = self.statuses.pop(0) if self.statuses else 200
+            if status == 200:
+                self.bodies.append(await request.json())
+            return web.Response(status=status)
+        finally:
+            self.active -= 1
+
+    def url(self, credentials: str = "") -> str:
+        """Its json:// URL, with `credentials` ("user:password@") if given."""
+        return f"json://{credentials}127.0.0.1:{self.port}/hook"
+
+
+@contextlib.asynccontextmanager
+async def serving(receiver: Receiver) -> AsyncIterator[Receiver]:
+    """`receiver` served on a free local port (set as its `port`) until the block ends."""
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    receiver.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield receiver
+    finally:
+        await runner.cleanup()
