@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import statistics
@@ -46,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -138,17 +139,26 @@ async def _fake_bot_api(in_process: bool) -> AsyncIterator[_FakeBotApi]:
             yield _FakeBotApi(tg.url, tg)
         return
     port = free_port()
-    serve = f"import asyncio, delivery; asyncio.run(delivery._serve_fake_bot_api({port}))"
-    process = subprocess.Popen([sys.executable, "-c", serve], cwd=Path(__file__).parent)
     fake = _FakeBotApi(f"http://127.0.0.1:{port}", None)
+    async with _own_process("_serve_fake_bot_api", port, fake.received):
+        yield fake
+
+
+@contextlib.asynccontextmanager
+async def _own_process(
+    server: str, port: int, probe: Callable[[], Awaitable[object]]
+) -> AsyncIterator[None]:
+    """This module's `server(port)` running in a process of its own, once `probe()` answers."""
+    serve = f"import asyncio, delivery; asyncio.run(delivery.{server}({port}))"
+    process = subprocess.Popen([sys.executable, "-c", serve], cwd=Path(__file__).parent)
     try:
         for _ in range(400):
             try:
-                await fake.received()
+                await probe()
                 break
             except ClientError:
                 await asyncio.sleep(0.05)
-        yield fake
+        yield
     finally:
         process.terminate()
         process.wait(10)
@@ -349,19 +359,8 @@ async def _hook_receiver(in_process: bool) -> AsyncIterator[int]:
         finally:
             await runner.cleanup()
         return
-    serve = f"import asyncio, delivery; asyncio.run(delivery._serve_hooks({port}))"
-    process = subprocess.Popen([sys.executable, "-c", serve], cwd=Path(__file__).parent)
-    try:
-        for _ in range(400):
-            try:
-                await _hook_count(port)
-                break
-            except ClientError:
-                await asyncio.sleep(0.05)
+    async with _own_process("_serve_hooks", port, functools.partial(_hook_count, port)):
         yield port
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 async def apprise_rate(count: int, *, receiver_in_process: bool = False) -> float:
