@@ -17,23 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 
-from sqlalchemy import Table, bindparam, update
-from sqlalchemy import select as sa_select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
-
-from alerts.db.models import EngineState, Event, Rule
+from alerts.db.driver import Cursor, marks
+from alerts.db.models import EngineState, Rule, User
 from alerts.db.models import Ticker as TickerRow
 from alerts.db.outbox import NewEvent, record_events, route, rule_destinations
-from alerts.db.queue import Job, leased_jobs
+from alerts.db.queue import Job
 from alerts.db.session import Database
 from alerts.domain.events import Ticker, utc
 from alerts.domain.hits import Hit
@@ -162,55 +158,49 @@ class Recorder:
 _TICKERS = TickerRow.metadata.tables["tickers"]
 _STATE = EngineState.metadata.tables["engine_state"]
 _RULES = Rule.metadata.tables["rules"]
-_EVENTS = Event.metadata.tables["events"]
+_USERS = User.metadata.tables["users"]
 
-# Statements built once, with parameters: building them per write cost about as much as
-# running them.
-_RULE_ROWS = sa_select(_RULES.c.id, _RULES.c.user_id, _RULES.c.name, _RULES.c.kind).where(
-    _RULES.c.id.in_(bindparam("ids", expanding=True)), _RULES.c.enabled
+# SQL on the driver (see alerts.db.driver): this write is the one an alert waits for.
+_RULE_ROWS = (
+    "SELECT r.id, r.user_id, r.name, r.kind, r.message, u.muted_until FROM rules r"
+    " JOIN users u ON u.id = r.user_id WHERE r.enabled AND r.id IN ({})"
 )
-_SEEN = sa_select(_EVENTS.c.rule_id, _EVENTS.c.dedup_key).where(
-    _EVENTS.c.rule_id.in_(bindparam("rules", expanding=True)),
-    _EVENTS.c.dedup_key.in_(bindparam("keys", expanding=True)),
-)
-_FIRED = (
-    update(_RULES)
-    .where(_RULES.c.id == bindparam("rid"))
-    .values(fire_count=_RULES.c.fire_count + 1, last_fired_at=bindparam("fired"))
-)
-_DISABLED = (
-    update(_RULES)
-    .where(_RULES.c.id == bindparam("rid"))
-    .values(enabled=False, updated_at=bindparam("fired"))
-)
+_SEEN = "SELECT rule_id, dedup_key FROM events WHERE rule_id IN ({}) AND dedup_key IN ({})"
+_FIRED = "UPDATE rules SET fire_count = fire_count + 1, last_fired_at = ? WHERE id = ?"
+_DISABLED = "UPDATE rules SET enabled = FALSE, updated_at = ? WHERE id = ?"
+_TICKER_COLUMNS = (
+    "symbol", "last", "bid", "ask", "change_percent", "exchange_time", "updated_at"
+)  # fmt: skip
 
 
-@functools.cache
-def _upsert_statement(dialect: str, table: Table, key: str, columns: tuple[str, ...]) -> Any:
-    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=[key], set_={c: stmt.excluded[c] for c in columns if c != key}
-    )
+@dataclass(frozen=True, slots=True)
+class _RuleRow:
+    id: int
+    user_id: int
+    name: str
+    kind: str
+    message: str | None
+    muted_until: datetime | None
 
 
-def _upsert(session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> None:
-    # One statement run for all the rows: compiled once, not once per number of rows.
-    if rows:
-        dialect = session.get_bind().dialect.name
-        session.execute(_upsert_statement(dialect, table, key, tuple(rows[0])), rows)
-
-
-def _fresh(session: Session, hits: list[Hit]) -> list[tuple[Hit, Any]]:
+def _fresh(cursor: Cursor, hits: list[Hit]) -> list[tuple[Hit, _RuleRow]]:
     """The hits to record, each with its rule's row: not those of rules deleted or paused
     since evaluation, nor occurrences already recorded (e.g. before a restart)."""
     ids = sorted({h.rule_id for h in hits})
-    rules = {r.id: r for r in session.execute(_RULE_ROWS, {"ids": ids})}
+    muted = cursor.from_driver(_USERS.c.muted_until)
+    rules = {
+        rule_id: _RuleRow(rule_id, user_id, name, kind, message, muted(until))
+        for rule_id, user_id, name, kind, message, until in cursor.rows(
+            _RULE_ROWS.format(marks(len(ids))), ids
+        )
+    }
     keyed = [(h.rule_id, h.dedup_key) for h in hits if h.dedup_key is not None]
     seen: set[tuple[int, str]] = set()
     if keyed:
-        params = {"rules": sorted({r for r, _ in keyed}), "keys": sorted({k for _, k in keyed})}
-        seen = {(r, k) for r, k in session.execute(_SEEN, params)}
-    fresh: list[tuple[Hit, Any]] = []
+        rule_ids, keys = sorted({r for r, _ in keyed}), sorted({k for _, k in keyed})
+        sql = _SEEN.format(marks(len(rule_ids)), marks(len(keys)))
+        seen = {(r, k) for r, k in cursor.rows(sql, [*rule_ids, *keys])}
+    fresh: list[tuple[Hit, _RuleRow]] = []
     disabled: set[int] = set()
     for hit in hits:
         rule = rules.get(hit.rule_id)
@@ -226,17 +216,19 @@ def _fresh(session: Session, hits: list[Hit]) -> list[tuple[Hit, Any]]:
     return fresh
 
 
-def _record_hits(session: Session, hits: list[Hit], lease_until: datetime | None) -> list[int]:
+def _record_hits(
+    cursor: Cursor, hits: list[Hit], now: datetime, lease_until: datetime | None
+) -> list[Job]:
     """Events, deliveries and rule state for a batch of hits, in a fixed handful of
-    statements; returns the new deliveries' ids."""
-    fresh = _fresh(session, hits)
+    statements; returns the new deliveries' jobs (see `record_events`)."""
+    fresh = _fresh(cursor, hits)
     if not fresh:
         return []
-    named = rule_destinations(session, {rule.id for _, rule in fresh})
+    named = rule_destinations(cursor, {rule.id for _, rule in fresh})
     owners = {i: (rule.user_id, named.get(rule.id, [])) for i, (_, rule) in enumerate(fresh)}
-    targets = route(session, owners)
-    deliveries = record_events(
-        session,
+    targets = route(cursor, owners)
+    jobs = record_events(
+        cursor,
         [
             NewEvent(
                 user_id=rule.user_id,
@@ -245,20 +237,24 @@ def _record_hits(session: Session, hits: list[Hit], lease_until: datetime | None
                 kind=rule.kind,
                 symbol=hit.symbol,
                 values={**hit.values, "rule": rule.name, "kind": rule.kind},
-                destination_ids=targets[i],
+                targets=targets[i],
                 fired_at=hit.fired_at,
                 after_gap=hit.after_gap,
                 dedup_key=hit.dedup_key,
+                template=rule.message,
+                muted_until=rule.muted_until,
             )
             for i, (hit, rule) in enumerate(fresh)
         ],
+        now=now,
         lease_until=lease_until,
     )
-    session.execute(_FIRED, [{"rid": hit.rule_id, "fired": hit.fired_at} for hit, _ in fresh])
-    once = [{"rid": hit.rule_id, "fired": hit.fired_at} for hit, _ in fresh if hit.once]
+    at = cursor.to_driver(_RULES.c.last_fired_at)
+    cursor.many(_FIRED, [(at(hit.fired_at), hit.rule_id) for hit, _ in fresh])
+    once = [(at(hit.fired_at), hit.rule_id) for hit, _ in fresh if hit.once]
     if once:
-        session.execute(_DISABLED, once)
-    return deliveries
+        cursor.many(_DISABLED, once)
+    return jobs
 
 
 def record(
@@ -271,9 +267,9 @@ def record(
     """Record hits (events, deliveries, rule state) and the state they came from, atomically;
     returns the ids of the deliveries it created."""
     with db.writing() as session:
-        deliveries = _record(session, hits, prices, balances, now)
+        jobs = _record(Cursor(session), hits, prices, balances, now)
         session.commit()
-        return deliveries
+        return [j.delivery_id for j in jobs]
 
 
 def record_claimed(
@@ -287,50 +283,31 @@ def record_claimed(
     """`record`, with the new deliveries added claimed, leased until now + lease; returns
     their jobs (those of a muted owner are held instead, as any claim does)."""
     with db.writing() as session:
-        deliveries = _record(session, hits, prices, balances, now, lease_until=now + lease)
-        jobs = leased_jobs(session, deliveries, now=now)
+        jobs = _record(Cursor(session), hits, prices, balances, now, lease_until=now + lease)
         session.commit()
         return jobs
 
 
 def _record(
-    session: Session,
+    cursor: Cursor,
     hits: list[Hit],
     prices: Mapping[str, Ticker],
     balances: Mapping[int, Mapping[str, Decimal]],
     now: datetime,
     *,
     lease_until: datetime | None = None,
-) -> list[int]:
-    deliveries = _record_hits(session, hits, lease_until) if hits else []
-    _upsert(
-        session,
-        _TICKERS,
-        [
-            {
-                "symbol": t.symbol,
-                "last": t.last,
-                "bid": t.bid,
-                "ask": t.ask,
-                "change_percent": t.day.change_percent if t.day else None,
-                "exchange_time": utc(t.timestamp),
-                "updated_at": now,
-            }
+) -> list[Job]:
+    jobs = _record_hits(cursor, hits, now, lease_until) if hits else []
+    if prices:
+        tickers = [
+            (t.symbol, t.last, t.bid, t.ask, t.day and t.day.change_percent, utc(t.timestamp), now)
             for t in prices.values()
-        ],
-        "symbol",
-    )
-    _upsert(
-        session,
-        _STATE,
-        [
-            {
-                "key": f"balances:{account}",
-                "value": {k: format(v, "f") for k, v in values.items()},
-                "updated_at": now,
-            }
+        ]
+        cursor.insert(_TICKERS, _TICKER_COLUMNS, tickers, key="symbol")
+    if balances:
+        state = [
+            (f"balances:{account}", {k: format(v, "f") for k, v in values.items()}, now)
             for account, values in balances.items()
-        ],
-        "key",
-    )
-    return deliveries
+        ]
+        cursor.insert(_STATE, ("key", "value", "updated_at"), state, key="key")
+    return jobs
