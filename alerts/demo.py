@@ -225,4 +225,6 @@ async def run_demo(
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                if worker is not None:
+                    await worker.apprise.close()
                 db.dispose()

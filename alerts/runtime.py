@@ -64,9 +64,8 @@ def make_worker(settings: Settings, db: Database) -> DeliveryWorker:
     if telegram is None:
         logger.warning("TELEGRAM_BOT_TOKEN is not set: Telegram deliveries wait until it is")
     config = WorkerConfig(lease=timedelta(seconds=settings.delivery_lease))
-    return DeliveryWorker(
-        db, _box(settings), telegram=telegram, apprise=AppriseNotifier(), config=config
-    )
+    apprise = AppriseNotifier(processes=settings.apprise_processes)
+    return DeliveryWorker(db, _box(settings), telegram=telegram, apprise=apprise, config=config)
 
 
 def make_bot(settings: Settings, db: Database) -> BotRunner | None:
@@ -103,6 +102,7 @@ async def _close_worker(worker: DeliveryWorker, task: asyncio.Task[None]) -> Non
         await task
     if worker.telegram is not None:
         await worker.telegram.close()
+    await worker.apprise.close()
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     delivery_lease: float = Field(
         default=60.0, ge=1, le=3600, validation_alias="ALERTS_DELIVERY_LEASE"
     )
+    apprise_processes: int = Field(
+        default=2, ge=0, le=64, validation_alias="ALERTS_APPRISE_PROCESSES"
+    )
 
     @field_validator(
         "telegram_bot_token",

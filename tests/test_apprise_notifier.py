@@ -1,13 +1,17 @@
 """The Apprise notifier against local HTTP receivers, through real Apprise json:// plugins:
 real concurrency up to its bound and never above it, a timeout per call, the outcome mapped to
-retry or not with the reason from Apprise's log (secrets removed), per send."""
+retry or not with the reason from Apprise's log (secrets removed), per send. Each test runs
+with the sends in threads of this process and in helper processes (the service's default)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -19,39 +23,60 @@ from tests.webhook import Receiver, serving
 MESSAGE = Message(title="BTC alert", text="BTC-USDT crossed 70000 up", html="", rule_id=1)
 
 
+Make = Callable[..., AppriseNotifier]
+
+
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     async with serving(Receiver()) as hook:
         yield hook
 
 
-async def test_a_message_arrives_as_apprise_json(receiver: Receiver) -> None:
-    await AppriseNotifier().send(receiver.url(), MESSAGE)
+@pytest.fixture(params=[0, 2], ids=["threads", "processes"])
+async def make(request: pytest.FixtureRequest) -> AsyncIterator[Make]:
+    """Notifiers sending in threads, or in two helper processes; closed after the test."""
+    made: list[AppriseNotifier] = []
+
+    def factory(**options: Any) -> AppriseNotifier:
+        made.append(AppriseNotifier(processes=request.param, **options))
+        return made[-1]
+
+    yield factory
+    for notifier in made:
+        await notifier.close()
+
+
+async def test_a_message_arrives_as_apprise_json(receiver: Receiver, make: Make) -> None:
+    await make().send(receiver.url(), MESSAGE)
     [body] = receiver.bodies
     assert body["title"] == "BTC alert" and body["message"] == "BTC-USDT crossed 70000 up"
 
 
 async def test_sends_run_concurrently_up_to_the_bound_and_never_above(
-    receiver: Receiver,
+    receiver: Receiver, make: Make
 ) -> None:
     """Twelve sends to an endpoint that takes 0.5 s each: all at once with a bound of 12
     (Apprise's own pool would run 6 on a 2-core machine), four at a time with a bound of 4."""
     receiver.delay = 0.5
-    notifier = AppriseNotifier(concurrency=12)
+    notifier = make(concurrency=12)
     await asyncio.gather(*(notifier.send(receiver.url(), MESSAGE) for _ in range(12)))
     assert receiver.peak == 12
 
     receiver.peak = 0
-    notifier = AppriseNotifier(concurrency=4)
+    notifier = make(concurrency=4)
     await asyncio.gather(*(notifier.send(receiver.url(), MESSAGE) for _ in range(12)))
     assert receiver.peak == 4 and len(receiver.bodies) == 24
 
 
-async def test_a_send_that_outlives_its_timeout_keeps_its_slot(receiver: Receiver) -> None:
-    """The caller hears "no answer" after the timeout, but the thread cannot be stopped: the
+async def test_a_send_that_outlives_its_timeout_keeps_its_slot(
+    receiver: Receiver, make: Make
+) -> None:
+    """The caller hears "no answer" after the timeout, but the send cannot be stopped: the
     next send waits for it, so that no more than `concurrency` sends ever run."""
+    notifier = make(concurrency=1)
+    await notifier.send(receiver.url(), MESSAGE)  # Apprise's plugins loaded (or a helper up)
+    notifier.timeout = 0.2
     receiver.delay = 1.5
-    notifier = AppriseNotifier(concurrency=1, timeout=0.2)
     started = time.monotonic()
     with pytest.raises(SendFailed) as failed:
         await notifier.send(receiver.url(), MESSAGE)
@@ -59,7 +84,7 @@ async def test_a_send_that_outlives_its_timeout_keeps_its_slot(receiver: Receive
     assert time.monotonic() - started < 1.2
     receiver.delay = 0.0
     await notifier.send(receiver.url(), MESSAGE)
-    assert receiver.peak == 1 and len(receiver.bodies) == 2
+    assert receiver.peak == 1 and len(receiver.bodies) == 3
     assert time.monotonic() - started >= 1.5
 
 
@@ -67,20 +92,20 @@ async def test_a_send_that_outlives_its_timeout_keeps_its_slot(receiver: Receive
     ("status", "retry"), [(500, True), (503, True), (429, True), (404, False), (401, False)]
 )
 async def test_the_status_decides_retry_and_the_reason_has_no_secret(
-    receiver: Receiver, status: int, retry: bool
+    receiver: Receiver, status: int, retry: bool, make: Make
 ) -> None:
     receiver.statuses = [status]
     url = receiver.url("hookuser:SECRETPASS@")
     with pytest.raises(SendFailed) as failed:
-        await AppriseNotifier().send(url, MESSAGE)
+        await make().send(url, MESSAGE)
     assert failed.value.retry is retry
     assert str(status) in failed.value.reason
     assert "SECRETPASS" not in failed.value.reason and "hookuser" not in failed.value.reason
 
 
-async def test_a_500_then_a_200_is_a_retry_then_sent(receiver: Receiver) -> None:
+async def test_a_500_then_a_200_is_a_retry_then_sent(receiver: Receiver, make: Make) -> None:
     receiver.statuses = [500]
-    notifier = AppriseNotifier()
+    notifier = make()
     with pytest.raises(SendFailed) as failed:
         await notifier.send(receiver.url(), MESSAGE)
     assert failed.value.retry
@@ -88,7 +113,7 @@ async def test_a_500_then_a_200_is_a_retry_then_sent(receiver: Receiver) -> None
     assert len(receiver.bodies) == 1
 
 
-async def test_concurrent_failures_each_get_their_own_reason() -> None:
+async def test_concurrent_failures_each_get_their_own_reason(make: Make) -> None:
     """Apprise logs from the sending threads; each send still reads only its own log."""
     statuses = [404, 500] * 4
     hooks = [Receiver() for _ in statuses]
@@ -97,7 +122,7 @@ async def test_concurrent_failures_each_get_their_own_reason() -> None:
     async with contextlib.AsyncExitStack() as stack:
         for hook in hooks:
             await stack.enter_async_context(serving(hook))
-        notifier = AppriseNotifier()
+        notifier = make()
         results = await asyncio.gather(
             *(notifier.send(h.url(), MESSAGE) for h in hooks), return_exceptions=True
         )
@@ -106,13 +131,64 @@ async def test_concurrent_failures_each_get_their_own_reason() -> None:
         assert str(status) in result.reason and result.retry is (status == 500)
 
 
-async def test_the_emojis_option_still_applies(receiver: Receiver) -> None:
+async def test_the_emojis_option_still_applies(receiver: Receiver, make: Make) -> None:
     message = Message(title="t", text="filled :rocket:", html="", rule_id=None)
-    await AppriseNotifier().send(receiver.url() + "?emojis=yes", message)
+    await make().send(receiver.url() + "?emojis=yes", message)
     assert receiver.bodies[0]["message"] == "filled 🚀"
 
 
-async def test_a_url_apprise_cannot_use_is_not_retried() -> None:
+async def test_a_url_apprise_cannot_use_is_not_retried(make: Make) -> None:
     with pytest.raises(SendFailed) as failed:
-        await AppriseNotifier().send("nosuchscheme://SECRETQ", MESSAGE)
+        await make().send("nosuchscheme://SECRETQ", MESSAGE)
     assert not failed.value.retry and "SECRETQ" not in failed.value.reason
+
+
+def _helper_pids() -> list[int]:
+    """This process's Apprise helper processes, from /proc."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == os.getpid() and b"alerts.delivery.apprise_processes" in command:
+            pids.append(int(entry))
+    return pids
+
+
+async def test_a_helper_that_dies_fails_its_sends_for_a_retry_and_is_replaced(
+    receiver: Receiver,
+) -> None:
+    notifier = AppriseNotifier(processes=1)
+    try:
+        await notifier.send(receiver.url(), MESSAGE)
+        [pid] = _helper_pids()
+        receiver.delay = 2.0
+        sending = asyncio.create_task(notifier.send(receiver.url(), MESSAGE))
+        await receiver.holding(1)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(SendFailed) as failed:
+            await sending
+        assert failed.value.retry and "helper process stopped" in failed.value.reason
+        receiver.delay = 0.0
+        await notifier.send(receiver.url(), MESSAGE)  # a new helper
+        assert _helper_pids() and pid not in _helper_pids()
+    finally:
+        await notifier.close()
+    assert _helper_pids() == []
+
+
+async def test_closing_ends_the_helpers_after_their_sends(receiver: Receiver) -> None:
+    receiver.delay = 0.3
+    notifier = AppriseNotifier(processes=2)
+    sends = [asyncio.create_task(notifier.send(receiver.url(), MESSAGE)) for _ in range(4)]
+    await receiver.holding(4)
+    assert len(_helper_pids()) == 2
+    await notifier.close()
+    await asyncio.gather(*sends)
+    assert len(receiver.bodies) == 4 and _helper_pids() == []

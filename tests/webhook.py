@@ -22,10 +22,18 @@ class Receiver:
         self.active = 0
         self.peak = 0
         self.port = 0
+        self._arrived = asyncio.Event()
+
+    async def holding(self, count: int) -> None:
+        """Wait until `count` requests are in the receiver's hands at once."""
+        while self.active < count:
+            self._arrived.clear()
+            await self._arrived.wait()
 
     async def handle(self, request: web.Request) -> web.Response:
         self.active += 1
         self.peak = max(self.peak, self.active)
+        self._arrived.set()
         try:
             await asyncio.sleep(self.delay)
             status = self.statuses.pop(0) if self.statuses else 200
