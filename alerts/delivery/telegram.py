@@ -1,11 +1,12 @@
 """Telegram through aiogram: every Bot API error mapped, in this one place, to retry or not.
 
-Alerts go out on a lean path through aiogram's own HTTP session: the sendMessage body is JSON
-encoded once (msgspec), and a sent message's answer is only checked for `"ok": true`; only
-an error answer is parsed, by aiogram's `check_response`, into the exceptions mapped below.
-aiogram's full path (a pydantic model for the request, form encoding, a pydantic `Message`
-built from every answer) cost about 450 µs of CPU per message, on the path between a price
-crossing and its alert; this one about a third of that (`bench/delivery.py`).
+Alerts go out on a lean path: the sendMessage body is JSON encoded once (msgspec) and
+POSTed by our own HTTP client (`alerts.delivery.http`), and a sent message's answer is only
+checked for `"ok": true`; only an error answer is parsed, by aiogram's `check_response`, into
+the exceptions mapped below. aiogram's full path (a pydantic model for the request, form
+encoding, aiohttp, a pydantic `Message` built from every answer) cost about 450 µs of CPU per
+message, on the path between a price crossing and its alert; this one about a quarter of that
+(`bench/delivery.py`). The bot's own commands go through aiogram as they are.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 from aiogram import Bot
@@ -34,11 +35,9 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import SendMessage
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
-from aiohttp import ClientError
-from aiohttp.abc import AbstractStreamWriter
-from aiohttp.payload import BytesPayload
 
 from alerts.delivery.errors import SendFailed
+from alerts.delivery.http import BadAnswer, HttpPool
 from alerts.delivery.messages import Message
 from alerts.delivery.ratelimit import RateLimiter
 
@@ -86,28 +85,6 @@ _encode = msgspec.json.Encoder().encode
 _answer = msgspec.json.Decoder(_Answer).decode
 
 
-class _PacedBody(BytesPayload):
-    """A request body that takes its rate-limit slot (`pace`) as it is written, so that the
-    slots the limiter spaces are the times requests reach Telegram. Before Python 3.12
-    aiohttp writes a body from a task of its own, on a later turn of the loop: a slot taken
-    before the request started was used as late as that turn came, by however long the loop
-    was busy (or the process not running), and requests bunched up over the limits."""
-
-    def __init__(self, body: bytes, pace: Callable[[], Awaitable[None]]) -> None:
-        super().__init__(body, content_type="application/json")
-        self._pace = pace
-
-    async def write(self, writer: AbstractStreamWriter) -> None:
-        await self._pace()
-        await super().write(writer)
-
-    async def write_with_length(
-        self, writer: AbstractStreamWriter, content_length: int | None
-    ) -> None:
-        await self._pace()
-        await super().write_with_length(writer, content_length)
-
-
 class TelegramNotifier:
     """Sends alert messages to chats, inside Telegram's limits."""
 
@@ -125,9 +102,11 @@ class TelegramNotifier:
         self.bot = Bot(token, session=self._session)
         self.timeout = timeout
         self._token = token
-        self._url = self._session.api.api_url(token=token, method="sendMessage")
-        # A slot is taken from the limiter only as the request goes out (`_PacedBody`): were
-        # requests to queue for a connection after taking their slot, they would reach
+        url = self._session.api.api_url(token=token, method="sendMessage")
+        self._http = HttpPool(url)
+        self._path = urlsplit(url).path
+        # A slot is taken from the limiter only as the request goes out (`before_write`):
+        # were requests to wait for a connection after taking their slot, they would reach
         # Telegram in bursts and meet 429s although their slots were spaced.
         self._in_flight = asyncio.Semaphore(in_flight)
         self._written: dict[asyncio.Task[Any], bool] = {}
@@ -175,20 +154,18 @@ class TelegramNotifier:
         markup = _markup(message.rule_id)
         if markup is not None:
             fields["reply_markup"] = markup
-        body = _PacedBody(_encode(fields), functools.partial(self._pace, chat_id, task))
-        session = await self._session.create_session()
+        pace = functools.partial(self._pace, chat_id, task)
         try:
             # `timeout`, not `wait_for`: wait_for would run the request in a new task, which
             # starts only after everything else ready in the loop; the request would then
             # reach Telegram later than its slot was taken, by however busy the loop is.
             async with asyncio.timeout(self.timeout):
-                async with session.post(self._url, data=body) as response:
-                    return response.status, await response.read()
+                return await self._http.post(self._path, _encode(fields), before_write=pace)
         except TimeoutError:
             raise SendFailed(
                 f"no answer from Telegram within {self.timeout:g} s", retry=True
             ) from None
-        except ClientError as exc:
+        except (OSError, asyncio.IncompleteReadError, BadAnswer) as exc:
             raise SendFailed(self._scrub(f"{type(exc).__name__}: {exc}"), retry=True) from None
 
     def _failed(self, chat_id: int, message: Message, status: int, answer: bytes) -> None:
@@ -233,5 +210,6 @@ class TelegramNotifier:
         # An answer aiogram accepts as a success after all (2xx, "ok": true).
 
     async def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP connections."""
+        await self._http.close()
         await self._session.close()

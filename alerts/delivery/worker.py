@@ -210,10 +210,6 @@ class DeliveryWorker:
             sender = self._senders.get(chat)
             if sender is None:
                 sender = self._senders[chat] = self._spawn(self._sender(chat))
-                # One chat's send starts per turn of the loop. Before Python 3.12, aiohttp
-                # writes a request's body from a task of its own, on the next turn: started
-                # all at once, no message would leave before every one had been prepared.
-                await asyncio.sleep(0)
             tasks.append(sender)
         tasks += [self._spawn(self._send_group(g)) for g in _apprise_groups(others)]
         return tasks
