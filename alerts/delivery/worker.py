@@ -22,11 +22,11 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TypeVar
 
 from alerts.db import queue
 from alerts.db.queue import Job, Outcome
@@ -40,6 +40,8 @@ from alerts.metrics import DELIVERIES, DELIVERY_LATENCY
 from alerts.security import SecretBox, SecretsUnavailable, UndecryptableSecret
 
 logger = logging.getLogger("alerts.delivery")
+
+T = TypeVar("T")
 
 
 def _now() -> datetime:
@@ -94,8 +96,8 @@ class DeliveryWorker:
         self._queued: dict[int, list[Job]] = {}  # per chat, for its sender
         self._senders: dict[int, asyncio.Task[None]] = {}
         self._sending: set[asyncio.Task[None]] = set()
-        self._holding: set[int] = set()  # deliveries started and not yet recorded
-        self._unsent: list[Job] = []  # started, then stopped before they went out
+        # Deliveries started and not yet recorded (nor left to their lease, see `_forget`).
+        self._holding: dict[int, Job] = {}
 
     @property
     def lease(self) -> timedelta:
@@ -125,23 +127,20 @@ class DeliveryWorker:
             for task in self._sending:
                 task.cancel()
             await asyncio.gather(*self._sending, return_exceptions=True)
-            queued = [j for jobs in self._queued.values() for j in jobs]
-            unsent = self._handed + queued + self._unrecorded(self._unsent)
-            self._handed, self._queued, self._unsent = [], {}, []
-            await asyncio.shield(self._finish_and_release(unsent))
+            await asyncio.shield(self._finish_and_release())
 
     def _gone_out(self, task: asyncio.Task[None]) -> bool:
         telegram = self.telegram is not None and self.telegram.has_gone_out(task)
         return telegram or self.apprise.has_gone_out(task)
 
-    def _unrecorded(self, jobs: list[Job]) -> list[Job]:
-        recorded = {a.job.delivery_id for a in self._finished}
-        return [j for j in jobs if j.delivery_id in self._holding - recorded]
-
-    async def _finish_and_release(self, unsent: list[Job]) -> None:
+    async def _finish_and_release(self) -> None:
         while self._flushing:
             await asyncio.gather(*self._flushing, return_exceptions=True)
         await self._flush()
+        # Recorded sends are out of hand now: what is left never went out (stopped while
+        # waiting for its turn, or before its task began), nor did what was handed over.
+        unsent = self._handed + list(self._holding.values())
+        self._handed, self._queued, self._holding = [], {}, {}
         await asyncio.to_thread(queue.release, self.db, unsent)
 
     async def _run(self) -> None:
@@ -196,7 +195,7 @@ class DeliveryWorker:
     async def _start(self, jobs: list[Job]) -> list[asyncio.Task[None]]:
         """Start sending `jobs`: each chat's to its sender (started if it has none), each
         Apprise delivery in a task of its own; returns the tasks that send them."""
-        self._holding.update(j.delivery_id for j in jobs)
+        self._holding.update((j.delivery_id, j) for j in jobs)
         chats: dict[int, list[Job]] = {}
         others: list[Job] = []
         for job in jobs:
@@ -209,20 +208,22 @@ class DeliveryWorker:
             self._queued.setdefault(chat, []).extend(group)
             sender = self._senders.get(chat)
             if sender is None:
-                sender = self._senders[chat] = self._spawn(self._sender(chat))
+                sender = self._senders[chat] = self._spawn(self._sender, chat)
             tasks.append(sender)
-        tasks += [self._spawn(self._send_group(g)) for g in _apprise_groups(others)]
+        tasks += [self._spawn(self._send_group, g) for g in _apprise_groups(others)]
         return tasks
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.create_task(self._settled(work))
+    def _spawn(self, send: Callable[[T], Awaitable[None]], what: T) -> asyncio.Task[None]:
+        # The coroutine is made in the task: a task cancelled before its first step (the
+        # worker stopping) would otherwise leave one never awaited.
+        task = asyncio.create_task(self._settled(send, what))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
         return task
 
-    async def _settled(self, work: Coroutine[Any, Any, None]) -> None:
+    async def _settled(self, send: Callable[[T], Awaitable[None]], what: T) -> None:
         try:
-            await work
+            await send(what)
             # The last send in flight records what is finished (the rest is recorded in
             # batches as it goes, see `_record`).
             if len(self._sending) <= 1:
@@ -238,9 +239,6 @@ class DeliveryWorker:
             while chat_id in self._queued and not self._stopping.is_set():
                 jobs = self._queued.pop(chat_id)
                 await self._send_chat(chat_id, jobs)
-        except asyncio.CancelledError:
-            self._unsent += jobs  # stopped before they went out: given back
-            raise
         except Exception:
             self._forget(jobs + self._queued.pop(chat_id, []))
             raise
@@ -250,9 +248,6 @@ class DeliveryWorker:
     async def _send_group(self, jobs: list[Job]) -> None:
         try:
             await self._send_one(jobs)
-        except asyncio.CancelledError:
-            self._unsent += jobs
-            raise
         except Exception:
             self._forget(jobs)
             raise
@@ -261,7 +256,8 @@ class DeliveryWorker:
         """Out of this worker's hands: recorded, or left claimed (after the lease a scan takes
         them again)."""
         holding = len(self._holding)
-        self._holding.difference_update(j.delivery_id for j in jobs)
+        for job in jobs:
+            self._holding.pop(job.delivery_id, None)
         if len(self._holding) < self.config.batch <= holding:
             self._wake.set()  # room to claim again
 
@@ -288,10 +284,9 @@ class DeliveryWorker:
             merged = digest([self._message(j) for j in jobs])
             await self._attempt(jobs, partial(self._telegram, chat_id, merged))
             return
-        for i, job in enumerate(jobs):
+        for job in jobs:
             if self._stopping.is_set():
-                self._unsent += jobs[i:]
-                return
+                return  # the rest are given back
             await self._attempt([job], partial(self._telegram, chat_id, self._message(job)))
 
     async def _telegram(self, chat_id: int, message: Message) -> None:
