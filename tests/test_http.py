@@ -5,7 +5,8 @@ bad answers refused; and the request written whole."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from hypothesis import given, settings
@@ -43,10 +44,17 @@ class RawServer:
             writer.close()
 
 
-async def _serving(raw: RawServer) -> asyncio.Server:
+@contextlib.asynccontextmanager
+async def _talking_to(raw: RawServer) -> AsyncIterator[HttpPool]:
+    """A client pool for `raw`, served on a free port, until the block ends."""
     server = await asyncio.start_server(raw.handle, "127.0.0.1", 0)
     raw.port = server.sockets[0].getsockname()[1]
-    return server
+    pool = HttpPool(f"http://127.0.0.1:{raw.port}/botTOKEN/sendMessage")
+    try:
+        yield pool
+    finally:
+        await pool.close()
+        server.close()
 
 
 def _sized(body: bytes, extra: bytes = b"") -> bytes:
@@ -64,14 +72,12 @@ def _chunked(body: bytes, cuts: list[int]) -> bytes:
 
 async def test_a_request_is_written_whole_and_connections_are_kept_alive() -> None:
     raw = RawServer(lambda body: _sized(b'{"ok":true}'))
-    server = await _serving(raw)
-    pool = HttpPool(f"http://127.0.0.1:{raw.port}/botTOKEN/sendMessage")
     written: list[int] = []
 
     async def before() -> None:
         written.append(len(raw.requests))
 
-    try:
+    async with _talking_to(raw) as pool:
         for i in range(3):
             body = b'{"n":%d}' % i
             assert await pool.post("/botT/sendMessage", body, before_write=before) == (
@@ -83,38 +89,25 @@ async def test_a_request_is_written_whole_and_connections_are_kept_alive() -> No
         assert first.startswith(b"POST /botT/sendMessage HTTP/1.1\r\n")
         assert f"Host: 127.0.0.1:{raw.port}\r\n".encode() in first
         assert b"Content-Type: application/json\r\n" in first and first.endswith(b'{"n":0}')
-    finally:
-        await pool.close()
-        server.close()
 
 
 async def test_a_connection_the_server_closed_is_not_reused() -> None:
     raw = RawServer(lambda body: _sized(b"{}"))
     raw.close_after = True
-    server = await _serving(raw)
-    pool = HttpPool(f"http://127.0.0.1:{raw.port}")
-    try:
+    async with _talking_to(raw) as pool:
         for _ in range(3):
             assert (await pool.post("/x", b"{}"))[0] == 200
             await asyncio.sleep(0.05)  # the server's close arrives while the connection idles
         assert raw.connections == 3
-    finally:
-        await pool.close()
-        server.close()
 
 
 async def test_connection_close_and_an_answer_to_the_end_of_the_connection() -> None:
     raw = RawServer(lambda body: b"HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n<html>")
     raw.close_after = True
-    server = await _serving(raw)
-    pool = HttpPool(f"http://127.0.0.1:{raw.port}")
-    try:
+    async with _talking_to(raw) as pool:
         assert await pool.post("/x", b"{}") == (502, b"<html>")
         assert await pool.post("/x", b"{}") == (502, b"<html>")
         assert raw.connections == 2
-    finally:
-        await pool.close()
-        server.close()
 
 
 @pytest.mark.parametrize(
@@ -129,29 +122,19 @@ async def test_connection_close_and_an_answer_to_the_end_of_the_connection() -> 
 )
 async def test_an_answer_that_is_not_http_is_refused(answer: bytes) -> None:
     raw = RawServer(lambda body: answer)
-    server = await _serving(raw)
-    pool = HttpPool(f"http://127.0.0.1:{raw.port}")
-    try:
+    async with _talking_to(raw) as pool:
         with pytest.raises(BadAnswer):
             await pool.post("/x", b"{}")
-    finally:
-        await pool.close()
-        server.close()
 
 
 async def test_a_cut_answer_fails_and_its_connection_is_dropped() -> None:
     raw = RawServer(lambda body: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}")
     raw.close_after = True
-    server = await _serving(raw)
-    pool = HttpPool(f"http://127.0.0.1:{raw.port}")
-    try:
+    async with _talking_to(raw) as pool:
         with pytest.raises(asyncio.IncompleteReadError):
             await pool.post("/x", b"{}")
         raw.answer = lambda body: _sized(b"{}")
         assert (await pool.post("/x", b"{}"))[0] == 200 and raw.connections == 2
-    finally:
-        await pool.close()
-        server.close()
 
 
 def test_only_http_and_https_urls() -> None:
@@ -178,12 +161,7 @@ def test_any_body_reads_back_whole(
 
     async def run() -> tuple[int, bytes]:
         raw = RawServer(lambda _: answer)
-        server = await _serving(raw)
-        pool = HttpPool(f"http://127.0.0.1:{raw.port}")
-        try:
+        async with _talking_to(raw) as pool:
             return await pool.post("/x", b"{}")
-        finally:
-            await pool.close()
-            server.close()
 
     assert asyncio.run(run()) == (200, body)
