@@ -101,6 +101,24 @@ async def test_a_connection_the_server_closed_is_not_reused() -> None:
         assert raw.connections == 3
 
 
+class _SlowWriter(RawServer):
+    """Answers without a length, in two writes with a pause between, then closes."""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        writer.write(b'HTTP/1.1 200 OK\r\n\r\n{"ok":')
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"true}")
+        writer.close()
+
+
+async def test_an_answer_to_the_end_of_the_connection_is_read_whole() -> None:
+    async with _talking_to(_SlowWriter(lambda body: b"")) as pool:
+        assert await pool.post("/x", b"{}") == (200, b'{"ok":true}')
+
+
 async def test_connection_close_and_an_answer_to_the_end_of_the_connection() -> None:
     raw = RawServer(lambda body: b"HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n<html>")
     raw.close_after = True

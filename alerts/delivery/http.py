@@ -145,8 +145,13 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
         if not 0 <= length <= _MAX_ANSWER:
             raise BadAnswer("the answer's length is invalid or too large")
         return status, await reader.readexactly(length), keep
-    # Neither: the body runs to the end of the connection.
-    return status, await reader.read(_MAX_ANSWER), False
+    # Neither: the body runs to the end of the connection (however many reads that takes).
+    body = bytearray()
+    while chunk := await reader.read(65536):
+        body += chunk
+        if len(body) > _MAX_ANSWER:
+            raise BadAnswer("the answer is too large")
+    return status, bytes(body), False
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
