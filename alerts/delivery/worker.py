@@ -151,7 +151,7 @@ class DeliveryWorker:
             try:
                 if self._handed:
                     jobs, self._handed = self._handed, []
-                    await self._start(jobs)
+                    self._start(jobs)
                     worked = True
                 room = cfg.batch - len(self._holding)
                 if room > 0 and time.monotonic() >= next_scan:
@@ -163,7 +163,7 @@ class DeliveryWorker:
                         limit=room,
                         held=set(self._holding),
                     )
-                    await self._start(jobs)
+                    self._start(jobs)
                     # A full batch: there may be more due, claimed as soon as there is room.
                     full = len(jobs) == room
                     next_scan = time.monotonic() + (0.0 if full else cfg.poll_interval)
@@ -185,14 +185,14 @@ class DeliveryWorker:
         jobs = await asyncio.to_thread(
             queue.claim, self.db, now=self.clock(), lease=cfg.lease, limit=cfg.batch
         )
-        tasks = await self._start(jobs)
+        tasks = self._start(jobs)
         try:
             await asyncio.gather(*tasks)
         finally:
             await self._flush()
         return bool(jobs)
 
-    async def _start(self, jobs: list[Job]) -> list[asyncio.Task[None]]:
+    def _start(self, jobs: list[Job]) -> list[asyncio.Task[None]]:
         """Start sending `jobs`: each chat's to its sender (started if it has none), each
         Apprise delivery in a task of its own; returns the tasks that send them."""
         self._holding.update((j.delivery_id, j) for j in jobs)
