@@ -22,6 +22,7 @@ from sqlmodel import col, select
 
 from alerts.db.models import Event
 from alerts.db.session import Database
+from alerts.delivery.apprise_urls import UrlPolicy
 from alerts.delivery.messages import default_text
 from alerts.runtime import make_engine, make_worker, serve_api
 from alerts.security import SecretBox
@@ -93,7 +94,7 @@ async def _setup(db: Database, apprise: list[str], settings: Settings) -> tuple[
                     user.id,
                     AppriseDestinationCreate(kind="apprise", name=f"apprise {i + 1}", url=url),
                     box=box,
-                    schemes=None,
+                    policy=UrlPolicy(schemes=None, allow_private=True),
                 ).id
                 for i, url in enumerate(apprise)
             ]
@@ -189,6 +190,8 @@ async def run_demo(
                 ALERTS_ADMIN_TOKEN=secrets.token_urlsafe(24),
                 ALERTS_SECRET_KEY=Fernet.generate_key().decode(),
                 TELEGRAM_BOT_TOKEN="",
+                # Its only user is the person running it: their --apprise URLs may be local.
+                ALERTS_ALLOW_PRIVATE_TARGETS=True,
             )
             upgrade(settings.database_url)
             db = Database(settings.database_url)

@@ -64,7 +64,9 @@ def make_worker(settings: Settings, db: Database) -> DeliveryWorker:
     if telegram is None:
         logger.warning("TELEGRAM_BOT_TOKEN is not set: Telegram deliveries wait until it is")
     config = WorkerConfig(lease=timedelta(seconds=settings.delivery_lease))
-    apprise = AppriseNotifier(processes=settings.apprise_processes)
+    apprise = AppriseNotifier(
+        processes=settings.apprise_processes, allow_private=settings.allow_private_targets
+    )
     return DeliveryWorker(db, _box(settings), telegram=telegram, apprise=apprise, config=config)
 
 
@@ -87,7 +89,7 @@ def make_bot(settings: Settings, db: Database) -> BotRunner | None:
         _box(settings),
         partial(verify_token, settings.xrocket_ws_url),
         BotConfig(
-            max_rules=settings.bot_max_rules,
+            max_rules=settings.max_rules_per_user,
             commands_per_minute=settings.bot_commands_per_minute,
         ),
     )

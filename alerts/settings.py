@@ -31,7 +31,6 @@ class Settings(BaseSettings):
         default=None, validation_alias="TELEGRAM_WEBHOOK_SECRET"
     )
     bot_listen: str = Field(default="127.0.0.1:8081", validation_alias="ALERTS_BOT_LISTEN")
-    bot_max_rules: int = Field(default=100, ge=1, validation_alias="ALERTS_BOT_MAX_RULES")
     bot_commands_per_minute: int = Field(
         default=20, ge=1, validation_alias="ALERTS_BOT_COMMANDS_PER_MINUTE"
     )
@@ -40,6 +39,15 @@ class Settings(BaseSettings):
     )
     alerts_secret_key: SecretStr | None = Field(default=None, validation_alias="ALERTS_SECRET_KEY")
     apprise_schemes: str | None = Field(default=None, validation_alias="ALERTS_APPRISE_SCHEMES")
+    allow_private_targets: bool = Field(
+        default=False, validation_alias="ALERTS_ALLOW_PRIVATE_TARGETS"
+    )
+    max_rules_per_user: int = Field(
+        default=1000, ge=1, le=10_000_000, validation_alias="ALERTS_MAX_RULES_PER_USER"
+    )
+    api_requests_per_minute: int = Field(
+        default=600, ge=1, le=1_000_000, validation_alias="ALERTS_API_REQUESTS_PER_MINUTE"
+    )
     log_level: str = Field(default="INFO", validation_alias="ALERTS_LOG_LEVEL")
     log_format: Literal["text", "json"] = Field(
         default="text", validation_alias="ALERTS_LOG_FORMAT"
@@ -94,8 +102,12 @@ class Settings(BaseSettings):
     def _scheme_list(cls, value: str | None) -> str | None:
         if value is not None:
             for part in value.split(","):
-                if part.strip() and not part.strip().replace("+", "").isalnum():
-                    raise ValueError("ALERTS_APPRISE_SCHEMES is a comma-separated list of schemes")
+                word = part.strip()
+                if word and word != "*" and not (word.isascii() and word.isalnum()):
+                    raise ValueError(
+                        "ALERTS_APPRISE_SCHEMES is a comma-separated list of schemes, "
+                        "`default` (the built-in list) or `*` (every scheme)"
+                    )
         return value
 
     @field_validator("telegram_webhook_url")

@@ -9,12 +9,13 @@ from functools import partial
 
 from alerts import health
 from alerts.db.session import Database
-from alerts.delivery.apprise_urls import parse_schemes
+from alerts.delivery.apprise_urls import UrlPolicy, parse_schemes
 from alerts.feed.verify import verify_token
 from alerts.security import SecretBox
 from alerts.services.accounts import Verifier
 from alerts.services.users import KeyCache
 from alerts.settings import Settings
+from api.ratelimit import RequestLimiter
 
 ReadinessCheck = Callable[[], tuple[bool, dict[str, object]]]
 """A named part of `/readyz`: (ready?, details for the operator)."""
@@ -32,10 +33,11 @@ class AppContext:
     db: Database
     box: SecretBox
     verify: Verifier
-    apprise_schemes: frozenset[str] | None
+    url_policy: UrlPolicy
     clock: Callable[[], datetime] = _now
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     keys: KeyCache = field(default_factory=KeyCache)
+    limiter: RequestLimiter = field(default_factory=lambda: RequestLimiter(600))
 
     @classmethod
     def build(
@@ -60,9 +62,12 @@ class AppContext:
             db=database,
             box=SecretBox(secret.get_secret_value() if secret else None),
             verify=verify or partial(verify_token, settings.xrocket_ws_url),
-            apprise_schemes=parse_schemes(settings.apprise_schemes),
+            url_policy=UrlPolicy(
+                parse_schemes(settings.apprise_schemes), settings.allow_private_targets
+            ),
             clock=clock or _now,
             readiness=readiness,
+            limiter=RequestLimiter(settings.api_requests_per_minute),
         )
 
     @property

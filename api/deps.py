@@ -16,7 +16,7 @@ from sqlmodel import Session
 from alerts.security import same_secret
 from alerts.services import users
 from api.context import AppContext
-from api.errors import Forbidden, Unauthenticated
+from api.errors import Forbidden, TooManyRequests, Unauthenticated
 
 MAX_ID = 2**31 - 1
 MAX_BIG_ID = 2**63 - 1
@@ -81,6 +81,7 @@ async def get_caller(
     key = credentials.credentials
     admin = context.admin_token
     if admin is not None and same_secret(key, admin):
+        _count(context, key)
         return Caller(admin=True, user_id=None)
     user_id = context.keys.get(key, time.monotonic())
     if user_id is None:
@@ -88,7 +89,18 @@ async def get_caller(
         if user_id is None:
             raise Unauthenticated("the bearer token is not a valid API key")
         context.keys.put(key, user_id, time.monotonic())
+    _count(context, key)
     return Caller(admin=False, user_id=user_id)
+
+
+def _count(context: AppContext, key: str) -> None:
+    wait = context.limiter.wait(key)
+    if wait is not None:
+        raise TooManyRequests(
+            f"over {context.limiter.per_minute} requests a minute for this key; "
+            f"try again in {wait} s",
+            retry_after=wait,
+        )
 
 
 def _lookup(context: AppContext, key: str) -> int | None:

@@ -49,6 +49,15 @@ class Forbidden(ApiError):
     code = "forbidden"
 
 
+class TooManyRequests(ApiError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ErrorBody(BaseModel):
     """What went wrong, for a person, and a stable code for a program."""
 
@@ -76,6 +85,16 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _error(401, "No bearer token, or not a valid one."),
     403: _error(403, "A user's key where the admin token is needed, or the other way round."),
     413: _error(413, "The request body is too large."),
+    429: {
+        "model": ErrorBody,
+        "description": "Over ALERTS_API_REQUESTS_PER_MINUTE for this key; see Retry-After.",
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
     422: {"model": ValidationBody, "description": "The request is invalid; `detail` says why."},
 }
 Responses = dict[int | str, dict[str, Any]]
@@ -93,8 +112,11 @@ _STATUS: dict[type[ServiceError], int] = {
 }
 
 
-def _body(status: int, message: str, code: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def _body(
+    status: int, message: str, code: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse({"detail": message, "code": code}, status_code=status, headers=headers)
 
 
@@ -117,6 +139,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after)}
+            return _body(exc.status, exc.message, exc.code, headers)
         return _body(exc.status, exc.message, exc.code)
 
     @app.exception_handler(RequestValidationError)

@@ -448,7 +448,8 @@ async def _apprise_run(count: int, port: int, processes: int) -> tuple[float, fl
                     now=utcnow(),
                 )  # fmt: skip
             session.commit()
-        notifier = AppriseNotifier(processes=processes)
+        # The receiver is local: as ALERTS_ALLOW_PRIVATE_TARGETS=true (the guard still runs).
+        notifier = AppriseNotifier(processes=processes, allow_private=True)
         worker = DeliveryWorker(
             db, box, telegram=None, apprise=notifier, config=WorkerConfig(batch=500)
         )

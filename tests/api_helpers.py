@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
 from alerts.db.migrate import upgrade
+from alerts.db.models import utcnow
 from alerts.db.session import Database
+from alerts.runtime import serve_api
+from alerts.services.telegram_chats import normalize_code, redeem_link_code
 from alerts.settings import Settings
 from alerts.simulator import Simulator, SimulatorConfig
 from api.app import create_app
@@ -61,6 +67,8 @@ def make_settings(database_url: str, exchange_url: str, **overrides: Any) -> Set
         "XROCKET_WS_URL": exchange_url,
         "ALERTS_ADMIN_TOKEN": ADMIN_TOKEN,
         "ALERTS_SECRET_KEY": SECRET_KEY,
+        # Tests make many requests with one key; the limit has tests of its own.
+        "ALERTS_API_REQUESTS_PER_MINUTE": 1_000_000,
     }
     values.update(overrides)
     return Settings(**values)
@@ -90,12 +98,49 @@ class Api:
             self.keys[name] = r.json()["api_key"]
         return {"Authorization": f"Bearer {self.keys[name]}"}
 
+    def link_chat(self, headers: dict[str, str], chat_id: int) -> dict[str, Any]:
+        """Link a chat as `/link CODE` sent there does: a code from the API, used in the
+        chat; the destination it made."""
+        r = self.client.post("/v1/destinations/telegram-links", headers=headers)
+        assert r.status_code == 201, r.text
+        code = normalize_code(r.json()["code"])
+        assert code is not None
+        with self.db.session() as session:
+            linked = redeem_link_code(
+                session, code, chat_id=chat_id, name=f"chat {chat_id}", now=utcnow()
+            )
+        assert linked is not None
+        r = self.client.get(f"/v1/destinations/{linked.destination_id}", headers=headers)
+        result: dict[str, Any] = r.json()
+        return result
+
     def create(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         """POST and expect 201."""
         r = self.client.post(path, json=body, headers=headers)
         assert r.status_code == 201, r.text
         result: dict[str, Any] = r.json()
         return result
+
+
+@contextlib.asynccontextmanager
+async def api_server(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """The REST API served over real HTTP (uvicorn on a free port) in this event loop; a
+    client for it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    task = asyncio.create_task(serve_api(settings, db, "127.0.0.1", port))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            for _ in range(500):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.01)
+            yield client
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def open_api(database_url: str, exchange_url: str, **overrides: Any) -> Iterator[Api]:

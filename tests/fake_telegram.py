@@ -2,8 +2,9 @@
 
 It records every sendMessage and can be told to answer the next request for a chat with an
 error (429 with retry_after, 403, 400, 5xx, a migration, or a delay past the client's timeout).
-For the bot, it plays the users too: `say` and `press` queue updates that getUpdates (long
-polling) hands out, and every other method call is kept in `calls`.
+For the bot, it plays the users too: `say`, `post` (in a channel) and `press` queue updates
+that getUpdates (long polling) hands out, getChatMember answers from `admins`, and every other
+method call is kept in `calls`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.feed_helpers import eventually
 
 TOKEN = "123456:TEST-bot-token-SECRET"
 
@@ -39,9 +42,14 @@ class Sent:
         return {b["text"]: b.get("callback_data", "") for row in rows for b in row}
 
 
+CHANNELS_BELOW = -1_009_000_000_000  # chat ids under this are channels, the rest groups
+
+
 def _chat(chat_id: int) -> dict[str, Any]:
     if chat_id > 0:
         return {"id": chat_id, "type": "private", "first_name": f"user{chat_id}"}
+    if chat_id < CHANNELS_BELOW:
+        return {"id": chat_id, "type": "channel", "title": f"channel{chat_id}"}
     return {"id": chat_id, "type": "supergroup", "title": f"group{chat_id}"}
 
 
@@ -66,26 +74,51 @@ class FakeTelegram:
     _update_id: int = 0
     _message_id: int = 1000
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Per group, the user ids getChatMember calls administrators (everyone else: member).
+    admins: dict[int, set[int]] = field(default_factory=dict)
 
     def say(self, user_id: int, text: str, chat_id: int | None = None) -> int:
         """A user writes `text` (in their private chat, or in group `chat_id`); the message id."""
+        sender = {"from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"}}
+        return self._write("message", chat_id if chat_id is not None else user_id, text, sender)
+
+    def post(self, chat_id: int, text: str) -> int:
+        """A channel's administrator posts `text` in the channel (no sender); the message id."""
+        return self._write("channel_post", chat_id, text, {"sender_chat": _chat(chat_id)})
+
+    def _write(self, kind: str, chat_id: int, text: str, sender: dict[str, Any]) -> int:
         self._message_id += 1
         message = {
             "message_id": self._message_id,
             "date": int(time.time()),
-            "chat": _chat(chat_id if chat_id is not None else user_id),
-            "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+            "chat": _chat(chat_id),
+            **sender,
             "text": text,
         }
         if text.startswith("/"):
             length = len(text.split()[0])
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
-        self._push({"message": message})
+        self._push({kind: message})
         return self._message_id
+
+    async def ask(self, user_id: int, text: str, chat_id: int | None = None) -> Sent:
+        """A user writes `text` (see `say`, or `post` for a channel's chat id) and waits for the
+        bot's reply in that chat."""
+        where = chat_id if chat_id is not None else user_id
+        before = len(self.texts(where))
+        if where < CHANNELS_BELOW:
+            self.post(where, text)
+        else:
+            self.say(user_id, text, chat_id=chat_id)
+        await eventually(lambda: len(self.texts(where)) > before, message=f"reply to {text}")
+        return [s for s in self.sent if s.chat_id == where][before]
 
     def press(self, user_id: int, sent: Sent, button: str) -> str:
         """A user presses the button labelled `button` under a message; the query id."""
-        data = sent.buttons()[button]
+        return self.press_data(user_id, sent, sent.buttons()[button])
+
+    def press_data(self, user_id: int, sent: Sent, data: str) -> str:
+        """A user's client sends a button press with `data` (a forged one, say); the query id."""
         query_id = f"q{self._update_id + 1}"
         message = {
             "message_id": sent.message_id,
@@ -170,6 +203,26 @@ class FakeTelegram:
             self.calls.append((method, form))
             if method == "getMe":
                 return web.json_response({"ok": True, "result": BOT_USER})
+            if method == "getChatMember":
+                user = int(form["user_id"])
+                admin = user in self.admins.get(int(form["chat_id"]), set())
+                member = {
+                    "status": "administrator" if admin else "member",
+                    "user": {"id": user, "is_bot": False, "first_name": f"user{user}"},
+                }
+                if admin:
+                    member.update(
+                        {
+                            "can_be_edited": False, "is_anonymous": False,
+                            "can_manage_chat": True, "can_delete_messages": True,
+                            "can_manage_video_chats": True, "can_restrict_members": True,
+                            "can_promote_members": False, "can_change_info": True,
+                            "can_invite_users": True, "can_post_stories": False,
+                            "can_edit_stories": False, "can_delete_stories": False,
+                            "can_send_welcome_messages": False,
+                        }
+                    )  # fmt: skip
+                return web.json_response({"ok": True, "result": member})
             if method == "editMessageText":
                 self._edit(form)
                 message = {

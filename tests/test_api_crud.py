@@ -150,25 +150,31 @@ def test_rule_expiry_and_cooldown_are_stored(api: Api) -> None:
 
 
 def test_destination_crud(api: Api) -> None:
-    alice = api.user("alice")
-    chat = api.create("/v1/destinations", {"kind": "telegram", "chat_id": -100123}, alice)
-    assert chat == {**chat, "kind": "telegram", "chat_id": -100123, "url": None, "enabled": True}
+    alice = api.user("alice", telegram_user_id=222)
+    chat = api.create("/v1/destinations", {"kind": "telegram"}, alice)  # their own chat
+    assert chat == {**chat, "kind": "telegram", "chat_id": 222, "url": None, "enabled": True}
     hook = api.create(
         "/v1/destinations",
-        {"kind": "apprise", "url": "json://user:hunter2pass@localhost:9/hook", "name": "hook"},
+        {
+            "kind": "apprise",
+            "url": "json://user:hunter2pass@hooks.example.com:9/hook",
+            "name": "hook",
+        },
         alice,
     )
     assert hook["name"] == "hook" and "hunter2pass" not in hook["url"]
-    assert hook["url"].startswith("json://user:****@localhost:9/hook")
+    assert hook["url"].startswith("json://user:") and "@hooks.example.com:9/hook" in hook["url"]
+    group = api.link_chat(alice, -100555)  # linked with /link, then removed: still proven
+    assert api.client.delete(f"/v1/destinations/{group['id']}", headers=alice).status_code == 204
 
     listed = api.client.get("/v1/destinations", headers=alice).json()["items"]
     assert [d["id"] for d in listed] == [chat["id"], hook["id"]]
     assert api.client.get(f"/v1/destinations/{hook['id']}", headers=alice).json() == hook
 
     r = api.client.patch(
-        f"/v1/destinations/{chat['id']}", json={"name": "desk", "chat_id": 555}, headers=alice
+        f"/v1/destinations/{chat['id']}", json={"name": "desk", "chat_id": -100555}, headers=alice
     )
-    assert r.status_code == 200 and r.json()["name"] == "desk" and r.json()["chat_id"] == 555
+    assert r.status_code == 200 and r.json()["name"] == "desk" and r.json()["chat_id"] == -100555
     r = api.client.patch(
         f"/v1/destinations/{hook['id']}", json={"url": "ntfy://ntfy.sh/alerts-topic"}, headers=alice
     )
@@ -188,7 +194,7 @@ def test_destination_crud(api: Api) -> None:
 
 
 def test_destination_in_use_cannot_be_deleted(api: Api) -> None:
-    alice = api.user("alice")
+    alice = api.user("alice", telegram_user_id=7)
     chat = api.create("/v1/destinations", {"kind": "telegram", "chat_id": 7}, alice)
     body = {"kind": "spread", "symbol": "BTC-USDT", "percent": "1", "destination_ids": [chat["id"]]}
     rule = api.create("/v1/rules", body, alice)
@@ -335,17 +341,24 @@ def test_test_send_and_events(api: Api) -> None:
 
 
 def test_market_tickers(api: Api) -> None:
-    alice = api.user("alice")
+    alice, bob = api.user("alice"), api.user("bob")
     assert api.client.get("/v1/market/tickers", headers=alice).json() == {"items": []}
     with api.db.session() as session:
         session.add(Ticker(symbol="BTC-USDT", last=Decimal("70000.10"), bid=Decimal("70000")))
         session.add(Ticker(symbol="TON-USDT", last=Decimal("5.5")))
+        session.add(Ticker(symbol="ETH-USDT", last=Decimal("3000")))
         session.commit()
+    for symbol in ("TON-USDT", "BTC-USDT"):
+        api.create("/v1/rules", {"kind": "spread", "symbol": symbol, "percent": "1"}, alice)
+    api.create("/v1/rules", {"kind": "spread", "symbol": "ETH-USDT", "percent": "1"}, bob)
+    # Without names: only what the caller's rules follow (not what other users watch).
     items = api.client.get("/v1/market/tickers", headers=alice).json()["items"]
     assert [(t["symbol"], t["last"]) for t in items] == [
         ("BTC-USDT", "70000.10"),
         ("TON-USDT", "5.5"),
     ]
+    r = api.client.get("/v1/market/tickers", params={"symbols": "ETH-USDT"}, headers=alice)
+    assert [t["symbol"] for t in r.json()["items"]] == ["ETH-USDT"]  # named explicitly
     one = api.client.get("/v1/market/tickers/btc-usdt", headers=alice).json()
     assert one["bid"] == "70000" and one["ask"] is None
     r = api.client.get("/v1/market/tickers", params={"symbols": "TON-USDT"}, headers=alice)

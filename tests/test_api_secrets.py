@@ -10,7 +10,7 @@ from tests.api_helpers import BLOCKED_TOKEN, GOOD_TOKEN, OTHER_TOKEN, Api
 
 UNKNOWN_TOKEN = "xrocket-token-SECRET-unknown-777777"
 DISCORD = "discord://4321/SECRETWEBHOOKTOKEN-abcdef"
-JSON_HOOK = "json://hookuser:SECRETPASSWORD-1234@localhost:9/path"
+JSON_HOOK = "json://hookuser:SECRETPASSWORD-1234@hooks.example.com:9/path"
 BAD_URL = "bogus://SECRETBOGUS-9999"
 BAD_PLUGIN_URL = "discord://SECRETONLYID-5555"
 SHORT_BAD_URL = "bogus://SECRETQ"  # Apprise masks long secrets in its logs, but not short ones

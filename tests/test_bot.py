@@ -42,11 +42,7 @@ class World:
 
     async def ask(self, user: int, text: str, chat: int | None = None) -> Sent:
         """`user` sends `text`; the bot's reply in that chat."""
-        where = chat if chat is not None else user
-        before = len(self.tg.texts(where))
-        self.tg.say(user, text, chat_id=chat)
-        await eventually(lambda: len(self.tg.texts(where)) > before, message=f"reply to {text}")
-        return [s for s in self.tg.sent if s.chat_id == where][before]
+        return await self.tg.ask(user, text, chat)
 
     async def press(self, user: int, sent: Sent, button: str) -> str:
         """`user` presses a button; the text the bot answered the callback with."""
@@ -102,7 +98,7 @@ async def world(database_url: str) -> AsyncIterator[World]:
             sim.url,
             TELEGRAM_BOT_TOKEN=TOKEN,
             TELEGRAM_API_URL=tg.url,
-            ALERTS_BOT_MAX_RULES=12,
+            ALERTS_MAX_RULES_PER_USER=12,
             ALERTS_BOT_COMMANDS_PER_MINUTE=1000,
         )
         bot = make_bot(settings, db)
@@ -130,10 +126,16 @@ async def test_start_registers_the_user_and_links_the_private_chat(world: World)
     assert "/mute 1h" in (await world.ask(ALICE, "/help")).text
     assert "I don't know /nope" in (await world.ask(ALICE, "/nope")).text
 
+    # In a group, only an administrator's /start makes it a destination.
+    refused = await world.ask(BOB, "/start", chat=GROUP)
+    assert "Only an administrator of this chat" in refused.text
+    world.tg.admins[GROUP] = {ALICE}
     group = await world.ask(ALICE, "/start", chat=GROUP)
     assert f"{GROUP}" in group.text
     with world.db.session() as session:
-        assert session.exec(select(Destination).where(Destination.chat_id == GROUP)).one()
+        [linked] = session.exec(select(Destination).where(Destination.chat_id == GROUP)).all()
+        alice = session.exec(select(User).where(User.telegram_user_id == ALICE)).one()
+        assert linked.user_id == alice.id and linked.enabled
 
 
 async def test_alert_commands_create_list_pause_and_delete_rules(world: World) -> None:
@@ -184,10 +186,14 @@ BAD_INPUT = [
     ("/alert BTC-USDT over 5", "use above, below or change"),
     ("/alert BTC-USDT above lots", "level"),
     ("/alert BTC-USDT above -5", "level"),
+    ("/alert BTC-USDT above ١٢٣", "level"),
     ("/alert B@D above 5", "symbol"),
     ("/alert BTC-USDT change 5 1h", "by how much"),
     ("/alert BTC-USDT change 5% soon", "not a duration"),
     ("/delete x", "give the alert's number"),
+    ("/delete 99999999999999999999999", "give the alert's number"),
+    ("/delete ²", "give the alert's number"),
+    ("/delete ١٢", "give the alert's number"),
     ("/mute", "not a duration"),
     ("/mute 90d", "at most 30 days"),
     ("/price", "Which symbol?"),
@@ -207,7 +213,7 @@ async def test_rule_limit_and_command_rate_limit(world: World) -> None:
         await world.ask(BOB, f"/alert BTC-USDT above {70000 + level}")
     assert len(world.rules(BOB)) == 12
     reply = await world.ask(BOB, "/alert BTC-USDT above 1")
-    assert "the most this bot allows" in reply.text and len(world.rules(BOB)) == 12
+    assert "You have 12 alerts, the most allowed" in reply.text and len(world.rules(BOB)) == 12
 
     ids = [r.id for r in world.rules(BOB)]
     listing = await world.ask(BOB, "/alerts")  # ten a page

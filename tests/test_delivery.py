@@ -20,6 +20,7 @@ from alerts.db.models import Delivery, DeliveryAttempt, Destination, Rule, User
 from alerts.db.outbox import record_event
 from alerts.db.queue import claim
 from alerts.db.session import Database
+from alerts.delivery.apprise_notifier import AppriseNotifier
 from alerts.delivery.ratelimit import Limits, RateLimiter
 from alerts.delivery.telegram import TelegramNotifier
 from alerts.delivery.worker import DeliveryWorker, WorkerConfig
@@ -34,6 +35,11 @@ from tests.webhook import Receiver, serving
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[1]
 CHAT = 4242
+
+
+def _local_apprise() -> AppriseNotifier:
+    """The receivers here are local: as with ALERTS_ALLOW_PRIVATE_TARGETS=true."""
+    return AppriseNotifier(allow_private=True)
 
 
 class Clock:
@@ -131,7 +137,12 @@ async def setup(database_url: str) -> AsyncIterator[Setup]:
         telegram = TelegramNotifier(TOKEN, api_url=tg.url, limiter=limiter, timeout=0.5)
         config = WorkerConfig(backoff=Backoff(initial=5, maximum=60, factor=2, jitter=0.0))
         worker = DeliveryWorker(
-            db, SecretBox(SECRET_KEY), telegram=telegram, config=config, clock=clock
+            db,
+            SecretBox(SECRET_KEY),
+            telegram=telegram,
+            apprise=_local_apprise(),
+            config=config,
+            clock=clock,
         )
         s = Setup(db, tg, worker, clock, user_id, rule_id, CHAT)
         yield s
@@ -294,7 +305,9 @@ async def test_a_chat_waiting_for_its_turn_or_a_slow_webhook_holds_up_no_one_els
     limits = Limits(bot_per_second=1000, private_interval=1.0)
     telegram = TelegramNotifier(TOKEN, api_url=setup.tg.url, limiter=RateLimiter(limits))
     config = WorkerConfig(poll_interval=0.02)
-    worker = DeliveryWorker(setup.db, SecretBox(SECRET_KEY), telegram=telegram, config=config)
+    worker = DeliveryWorker(
+        setup.db, SecretBox(SECRET_KEY), telegram=telegram, apprise=_local_apprise(), config=config
+    )
 
     def statuses() -> list[str]:
         with setup.db.session() as session:
@@ -333,7 +346,9 @@ async def test_stopping_gives_back_a_send_still_waiting_for_its_turn(setup: Setu
     limits = Limits(bot_per_second=1000, private_interval=5.0)
     telegram = TelegramNotifier(TOKEN, api_url=setup.tg.url, limiter=RateLimiter(limits))
     config = WorkerConfig(poll_interval=0.02)
-    worker = DeliveryWorker(setup.db, SecretBox(SECRET_KEY), telegram=telegram, config=config)
+    worker = DeliveryWorker(
+        setup.db, SecretBox(SECRET_KEY), telegram=telegram, apprise=_local_apprise(), config=config
+    )
     task = asyncio.create_task(worker.run())
     try:
         first = setup.fire(mine)

@@ -47,3 +47,20 @@ def test_redaction_and_bounded_message() -> None:
     )
     assert "abc.def" not in str(exc)
     assert len(exc.message) <= 200
+
+
+def test_a_secret_straddling_the_cut_is_redacted_whole_first() -> None:
+    """Cut first, a token across position 200 would keep its head: no part may remain."""
+    token = "eyJhbGciOiJIUzI1NiJ9.SECRETPAYLOAD.signature"
+    message = "x" * 180 + f" token {token} was refused"
+    exc = errors.error_from_wire(
+        {"code": -32030, "message": message}, redact=lambda text: text.replace(token, "***")
+    )
+    assert len(exc.message) <= 200
+    assert "eyJ" not in str(exc) and "SECRET" not in str(exc)
+
+
+@pytest.mark.parametrize("code", ["²", "-١٢", "9" * 5000, 10**30, True])
+def test_odd_codes_never_raise(code: object) -> None:
+    exc = errors.error_from_wire({"code": code, "message": "m"})
+    assert isinstance(exc, errors.RequestRejected)

@@ -19,6 +19,7 @@ class Receiver:
         self.statuses: list[int] = []
         self.delay = 0.0
         self.bodies: list[dict[str, Any]] = []
+        self.raw: list[bytes] = []  # every body accepted, as it came (form://, xml://...)
         self.active = 0
         self.peak = 0
         self.port = 0
@@ -38,24 +39,26 @@ class Receiver:
             await asyncio.sleep(self.delay)
             status = self.statuses.pop(0) if self.statuses else 200
             if status == 200:
-                self.bodies.append(await request.json())
+                self.raw.append(await request.read())
+                if request.content_type == "application/json":
+                    self.bodies.append(await request.json())
             return web.Response(status=status)
         finally:
             self.active -= 1
 
-    def url(self, credentials: str = "") -> str:
-        """Its json:// URL, with `credentials` ("user:password@") if given."""
-        return f"json://{credentials}127.0.0.1:{self.port}/hook"
+    def url(self, credentials: str = "", scheme: str = "json", host: str = "127.0.0.1") -> str:
+        """Its json:// URL (or another scheme's), with `credentials` ("user:password@")."""
+        return f"{scheme}://{credentials}{host}:{self.port}/hook"
 
 
 @contextlib.asynccontextmanager
-async def serving(receiver: Receiver) -> AsyncIterator[Receiver]:
+async def serving(receiver: Receiver, host: str = "127.0.0.1") -> AsyncIterator[Receiver]:
     """`receiver` served on a free local port (set as its `port`) until the block ends."""
     app = web.Application()
     app.router.add_post("/hook", receiver.handle)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, host, 0)
     await site.start()
     receiver.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:

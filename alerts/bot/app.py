@@ -17,7 +17,7 @@ from aiohttp import ClientError, web
 
 from alerts.bot.context import BotServices
 from alerts.bot.middleware import Register, Throttle
-from alerts.bot.routers import accounts, market, mute, rules, start
+from alerts.bot.routers import accounts, link, market, mute, rules, start
 from alerts.delivery.telegram import bot_session
 
 logger = logging.getLogger("alerts.bot")
@@ -30,12 +30,14 @@ def build_dispatcher(services: BotServices) -> Dispatcher:
     for observer in (dispatcher.message, dispatcher.callback_query):
         observer.outer_middleware(throttle)
         observer.outer_middleware(register)
+    dispatcher.channel_post.outer_middleware(throttle)  # a channel's posts have no sender
     dispatcher.include_routers(
         start.router(),
         market.router(),
         rules.router(),
         mute.router(),
         accounts.router(),
+        link.router(),
         start.fallback(),
     )
     return dispatcher

@@ -28,7 +28,7 @@ def _utcnow() -> datetime:
 class BotConfig:
     """Per-user limits and paging."""
 
-    max_rules: int = 100
+    max_rules: int = 1000
     commands_per_minute: int = 20
     page_size: int = 10
 

@@ -20,6 +20,15 @@ def _sender(event: TelegramObject) -> User | None:
     return event.from_user if isinstance(event, Message | CallbackQuery) else None
 
 
+def _throttle_key(event: TelegramObject) -> int | None:
+    # A person by their user id; a channel's posts (no sender) by the channel's chat id, which
+    # is negative and so never a user's.
+    user = _sender(event)
+    if user is not None:
+        return user.id
+    return event.chat.id if isinstance(event, Message) else None
+
+
 class Throttle(BaseMiddleware):
     """At most `per_minute` commands and button presses per user in any minute; the first
     one over the limit is answered with when to try again, the rest are dropped silently."""
@@ -31,21 +40,21 @@ class Throttle(BaseMiddleware):
         self._warned: set[int] = set()
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        user = _sender(event)
-        if user is None:
+        key = _throttle_key(event)
+        if key is None:
             return await handler(event, data)
         now = self.clock()
-        recent = self._recent.setdefault(user.id, deque())
+        recent = self._recent.setdefault(key, deque())
         while recent and recent[0] <= now - 60:
             recent.popleft()
         if len(self._recent) > 10_000:  # forget the idle, so memory stays bounded
             self._recent = {k: v for k, v in self._recent.items() if v}
         if len(recent) < self.per_minute:
             recent.append(now)
-            self._warned.discard(user.id)
+            self._warned.discard(key)
             return await handler(event, data)
-        if user.id not in self._warned:
-            self._warned.add(user.id)
+        if key not in self._warned:
+            self._warned.add(key)
             wait = max(1, int(recent[0] + 60 - now) + 1)
             text = f"Slow down: at most {self.per_minute} commands a minute. Try again in {wait} s."
             if isinstance(event, CallbackQuery):
@@ -76,7 +85,7 @@ class Register(BaseMiddleware):
                 register_telegram_user,
                 telegram_user_id=user.id,
                 name=user.full_name,
-                chat_id=chat.id if chat is not None and private else None,
+                private_chat=private,
             )
             known = registered
             if private:

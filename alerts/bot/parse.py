@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 MAX_MUTE = timedelta(days=30)
-_DURATION = re.compile(r"(\d{1,6})\s*(s|sec|m|min|h|hr|d|day|w)s?", re.IGNORECASE)
+_DURATION = re.compile(r"([0-9]{1,6})\s*(s|sec|m|min|h|hr|d|day|w)s?", re.IGNORECASE)
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400, "day": 86400}
 _UNITS["w"] = 7 * 86400
 ALERT_EXAMPLES = "/alert BTC-USDT above 70000\n/alert TON-USDT change 5% 1h"
@@ -66,9 +66,18 @@ def parse_switch(args: str | None, what: str) -> bool:
     return word == "on"
 
 
+MAX_ID = 2**31 - 1
+_ID = re.compile(r"#?([0-9]{1,10})")
+
+
 def parse_id(args: str | None, command: str) -> int:
     """A rule id like "12" or "#12"."""
-    word = (args or "").strip().lstrip("#")
-    if not word.isdigit() or not 0 < int(word) < 2**63:
+    match = _ID.fullmatch((args or "").strip())
+    if match is None or not 0 < int(match.group(1)) <= MAX_ID:
         raise BadInput(f"give the alert's number, as /alerts shows it: /{command} 12")
-    return int(word)
+    return int(match.group(1))
+
+
+def valid_id(value: int) -> bool:
+    """Whether `value` can be a stored id (a forged button may carry any integer)."""
+    return 0 < value <= MAX_ID

@@ -73,6 +73,31 @@ class Destination(SQLModel, table=True):
     updated_at: datetime = _created()
 
 
+class TelegramChat(SQLModel, table=True):
+    """A Telegram chat its user proved theirs: one where they sent /start (as an administrator,
+    in a group) or /link with one of their codes. A user's own private chat (its id is their
+    `telegram_user_id`) needs no row. Telegram destinations may name only these chats."""
+
+    __tablename__ = "telegram_chats"
+
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", primary_key=True)
+    chat_id: int = Field(sa_type=BigInteger, primary_key=True)
+    proof: str = Field(max_length=16)  # "start" or "link"
+    proven_at: datetime = _created()
+
+
+class TelegramLinkCode(SQLModel, table=True):
+    """A code that links a chat to its owner when sent there as `/link CODE`: stored as a
+    hash, single use, short-lived."""
+
+    __tablename__ = "telegram_link_codes"
+
+    code_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = _created()
+
+
 class Account(SQLModel, table=True):
     """A linked xRocket account; its API token is stored encrypted and never returned."""
 

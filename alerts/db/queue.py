@@ -15,7 +15,15 @@ from sqlalchemy import BindParameter, bindparam, func, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
-from alerts.db.models import Delivery, DeliveryAttempt, Destination, Event, Rule, User
+from alerts.db.models import (
+    Delivery,
+    DeliveryAttempt,
+    Destination,
+    Event,
+    Rule,
+    TelegramChat,
+    User,
+)
 from alerts.db.session import Database
 from alerts.db.types import UTCDateTime
 
@@ -284,7 +292,21 @@ def _change_destination(session: Session, attempt: Attempt) -> None:
         destination.enabled = False
         destination.disabled_reason = outcome.disable_reason[:300]
     if outcome.new_chat_id:
-        destination.chat_id = outcome.new_chat_id
+        old, destination.chat_id = destination.chat_id, outcome.new_chat_id
+        # The proof that the chat is its owner's follows the group to its new id.
+        proof = session.get(TelegramChat, (destination.user_id, old))
+        if (
+            proof is not None
+            and session.get(TelegramChat, (destination.user_id, outcome.new_chat_id)) is None
+        ):
+            session.add(
+                TelegramChat(
+                    user_id=destination.user_id,
+                    chat_id=outcome.new_chat_id,
+                    proof=proof.proof,
+                    proven_at=attempt.started,
+                )
+            )
     destination.updated_at = attempt.started
     session.add(destination)
 

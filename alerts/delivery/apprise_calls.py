@@ -15,12 +15,13 @@ from typing import Any, Literal
 import apprise
 from apprise.emojis import apply_emojis
 
+from alerts.delivery.address_guard import guarded
 from alerts.delivery.apprise_urls import captured_apprise_logs
 
 # sent / failed: `detail` lists the warnings Apprise logged; unusable: Apprise cannot use the
 # URL; crashed: the plugin raised, `detail` names the exception's type (its message may quote
-# the URL).
-Status = Literal["sent", "failed", "unusable", "crashed"]
+# the URL); refused: it tried to reach an address that is not allowed (see address_guard).
+Status = Literal["sent", "failed", "unusable", "crashed", "refused"]
 Result = tuple[Status, list[str]]
 
 
@@ -48,9 +49,10 @@ class Plugins:
         return plugin
 
 
-def notify(plugins: Plugins, url: str, body: str, title: str) -> Result:
-    """Send once (blocking); what happened, and Apprise's warnings about it."""
-    with captured_apprise_logs() as records:
+def notify(plugins: Plugins, url: str, body: str, title: str, *, allow_private: bool) -> Result:
+    """Send once (blocking), every connection checked by the address guard; what happened,
+    and Apprise's warnings about it."""
+    with captured_apprise_logs() as records, guarded(allow_private=allow_private) as guard:
         plugin = plugins.get(url)
         if plugin is None:
             return "unusable", []
@@ -59,6 +61,10 @@ def notify(plugins: Plugins, url: str, body: str, title: str) -> Result:
         try:
             ok = plugin.notify(body=body, title=title)
         except Exception as exc:  # noqa: BLE001  (a plugin may raise anything)
-            return "crashed", [type(exc).__name__]
+            if not guard.refused:
+                return "crashed", [type(exc).__name__]
+            ok = False
+    if guard.refused:  # the plugin saw a failed connection; this is why
+        return "refused", []
     problems = [r.getMessage() for r in records if r.levelno >= logging.WARNING]
     return ("sent" if ok else "failed"), problems

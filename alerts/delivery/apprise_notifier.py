@@ -31,7 +31,9 @@ from alerts.delivery.errors import SendFailed
 from alerts.delivery.messages import Message
 
 logger = logging.getLogger("alerts.delivery.apprise")
-_HTTP_STATUS = re.compile(r"\b([1-5]\d\d)\b")
+# Apprise's plugins end a failed request's warning with "error=<HTTP status>." (a bare number
+# would also match the parts of an address like 127.0.0.1).
+_HTTP_STATUS = re.compile(r"\berror=([1-5][0-9][0-9])\b")
 
 
 def _secrets_of(url: str) -> list[str]:
@@ -51,6 +53,20 @@ def scrub(text: str, url: str) -> str:
     return text
 
 
+ADDRESS_NOT_ALLOWED = "address not allowed"
+_TIMEOUT_WORDS = ("timed out", "timeout", "time out")
+
+
+def failure_category(detail: list[str], codes: list[int]) -> str:
+    """What a user is told of a failed send: `HTTP 404`, `timed out` or `connection failed`."""
+    if codes:
+        return f"HTTP {codes[-1]}"
+    text = " ".join(detail).lower()
+    if any(word in text for word in _TIMEOUT_WORDS):
+        return "timed out"
+    return "connection failed"
+
+
 class AppriseNotifier:
     """Sends alert messages to Apprise URLs: in threads of this process, or with `processes`
     in that many helper processes (`alerts.delivery.apprise_processes`)."""
@@ -62,14 +78,20 @@ class AppriseNotifier:
         timeout: float = 15.0,
         cache: int = 1024,
         processes: int = 0,
+        allow_private: bool = False,
     ) -> None:
         self.timeout = timeout
+        self.allow_private = allow_private
         self._slots = asyncio.Semaphore(concurrency)
         # Plugins block (requests, smtplib…): each send in flight holds a thread. Threads are
         # started on demand, so an idle notifier costs none; so are helper processes.
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="apprise")
         self._plugins = Plugins(cache)
-        self._processes = ProcessPool(processes, concurrency) if processes > 0 else None
+        self._processes = (
+            ProcessPool(processes, concurrency, allow_private=allow_private)
+            if processes > 0
+            else None
+        )
         self._running: set[asyncio.Task[Any]] = set()
 
     def has_gone_out(self, task: asyncio.Task[Any]) -> bool:
@@ -82,15 +104,20 @@ class AppriseNotifier:
         status, detail = await self._call(url, message.text, message.title)
         if status == "sent":
             return
+        if status == "refused":
+            raise SendFailed(ADDRESS_NOT_ALLOWED, retry=False)
         if status == "unusable":
             raise SendFailed("Apprise cannot use this URL", retry=False)
         if status == "crashed":
             # Apprise turns a crashing plugin into a failed send; so do we.
-            raise SendFailed(f"the Apprise plugin failed ({detail[0]})", retry=True)
-        reason = scrub(detail[-1] if detail else "Apprise reported a failure", url)
-        codes = {int(c) for p in detail for c in _HTTP_STATUS.findall(p)}
+            logger.info("an Apprise plugin raised %s", detail[0])
+            raise SendFailed("the notification service's plugin failed", retry=True)
+        # The reason a user reads is a coarse category: Apprise's own words name hosts, paths
+        # and internals, which would let a user map the network. The operator's log has them.
+        logger.info("Apprise send failed: %s", scrub(detail[-1] if detail else "no reason", url))
+        codes = [int(c) for p in detail for c in _HTTP_STATUS.findall(p)]
         permanent = any(400 <= c < 500 and c not in (408, 425, 429) for c in codes)
-        raise SendFailed(reason, retry=not permanent)
+        raise SendFailed(failure_category(detail, codes), retry=not permanent)
 
     async def close(self) -> None:
         """End the helper processes (after their sends in flight) and the idle threads."""
@@ -116,7 +143,9 @@ class AppriseNotifier:
             async with asyncio.timeout(self.timeout):
                 return await asyncio.shield(future)
         except TimeoutError:
-            raise SendFailed(f"no answer within {self.timeout:g} s", retry=True) from None
+            raise SendFailed(
+                f"timed out (no answer within {self.timeout:g} s)", retry=True
+            ) from None
         except HelperGone:
             raise SendFailed(_GONE, retry=True) from None
         finally:
@@ -124,7 +153,9 @@ class AppriseNotifier:
 
     async def _start(self, url: str, body: str, title: str) -> asyncio.Future[Result]:
         if self._processes is None:
-            call = partial(notify, self._plugins, url, body, title)
+            call = partial(
+                notify, self._plugins, url, body, title, allow_private=self.allow_private
+            )
             return asyncio.wrap_future(self._pool.submit(call))
         try:
             return await self._processes.call(url, body, title)

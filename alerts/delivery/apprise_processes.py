@@ -12,7 +12,8 @@ A helper starts with the first send that needs it; one that dies fails its sends
 Helpers end when the notifier closes, or when the service's process dies (their stdin
 closes).
 
-Run as `python -m alerts.delivery.apprise_processes THREADS`, this module is a helper.
+Run as `python -m alerts.delivery.apprise_processes THREADS [private]`, this module is a
+helper (`private`: ALERTS_ALLOW_PRIVATE_TARGETS is on).
 """
 
 from __future__ import annotations
@@ -105,9 +106,10 @@ class _Helper:
 class ProcessPool:
     """Runs `notify` calls in up to `processes` helper processes of `threads` threads each."""
 
-    def __init__(self, processes: int, threads: int) -> None:
+    def __init__(self, processes: int, threads: int, *, allow_private: bool = False) -> None:
         self.processes = processes
         self.threads = threads
+        self.allow_private = allow_private
         self._helpers: list[_Helper] = []
         self._starting = asyncio.Lock()
         self._numbers = itertools.count()
@@ -129,6 +131,7 @@ class ProcessPool:
                     "-m",
                     __name__,
                     str(self.threads),
+                    *(["private"] if self.allow_private else []),
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     limit=_LINE_LIMIT,
@@ -144,14 +147,14 @@ class ProcessPool:
         await asyncio.gather(*(h.close() for h in helpers), return_exceptions=True)
 
 
-def _serve(threads: int) -> None:
+def _serve(threads: int, *, allow_private: bool) -> None:
     """The helper: read sends from stdin, run them in threads, answer on stdout."""
     plugins = Plugins()
     out = sys.stdout.buffer
     writing = threading.Lock()
 
     def run(number: int, url: str, body: str, title: str) -> None:
-        status, detail = notify(plugins, url, body, title)
+        status, detail = notify(plugins, url, body, title, allow_private=allow_private)
         line = _encode((number, status, detail)) + b"\n"
         with writing:
             out.write(line)
@@ -167,7 +170,7 @@ def _serve(threads: int) -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of a helper process."""
     args = sys.argv[1:] if argv is None else argv
-    _serve(int(args[0]) if args else 8)
+    _serve(int(args[0]) if args else 8, allow_private="private" in args[1:])
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from pydantic import (
 MAX_INTEGER_DIGITS = 20
 MAX_FRACTION_DIGITS = 18
 
-_DECIMAL_PATTERN = rf"^\s*\d{{1,{MAX_INTEGER_DIGITS}}}(\.\d{{1,{MAX_FRACTION_DIGITS}}})?\s*$"
+# [0-9], not \d: \d also matches other scripts' digits, which Decimal() would accept.
+_DECIMAL_PATTERN = rf"^\s*[0-9]{{1,{MAX_INTEGER_DIGITS}}}(\.[0-9]{{1,{MAX_FRACTION_DIGITS}}})?\s*$"
 _DECIMAL_RE = re.compile(_DECIMAL_PATTERN)
 _SYMBOL_PATTERN = r"^[A-Za-z0-9]{1,16}-[A-Za-z0-9]{1,16}$"
 _SYMBOL_RE = re.compile(_SYMBOL_PATTERN)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -184,6 +185,7 @@ _BY_CODE: dict[int, type[ExchangeError]] = {
 }
 
 _MAX_MESSAGE = 200
+_CODE = re.compile(r"-?[0-9]{1,9}")
 
 
 def error_from_wire(error: Any, redact: Callable[[str], str] | None = None) -> ExchangeError:
@@ -196,14 +198,15 @@ def error_from_wire(error: Any, redact: Callable[[str], str] | None = None) -> E
     if isinstance(error, dict):
         raw_code = error.get("code")
         if isinstance(raw_code, int) and not isinstance(raw_code, bool):
-            code = raw_code
-        elif isinstance(raw_code, str) and raw_code.lstrip("-").isdigit():
+            code = raw_code if -(2**31) <= raw_code < 2**31 else None
+        elif isinstance(raw_code, str) and _CODE.fullmatch(raw_code):
             code = int(raw_code)
         raw_message = error.get("message")
         if isinstance(raw_message, str) and raw_message:
-            message = raw_message[:_MAX_MESSAGE]
-            if redact is not None:
-                message = redact(message)
+            # Redacted whole, then cut: cut first, a secret straddling the cut would keep its
+            # head, which no longer matches the secret and so would not be redacted.
+            message = redact(raw_message) if redact is not None else raw_message
+            message = message[:_MAX_MESSAGE]
     cls = _BY_CODE.get(code) if code is not None else None
     if cls is None:
         # An unknown code is a refusal we cannot interpret: do not repeat the request blindly.

@@ -18,6 +18,7 @@ from alerts.services.errors import (
     Conflict,
     ExchangeUnavailable,
     InvalidInput,
+    LimitReached,
     NotConfigured,
     NotFound,
     TokenRejected,
@@ -29,7 +30,7 @@ from alerts.services.schemas import AccountCreate, AccountPublic, AccountUpdate
 Verifier = Callable[[str], Awaitable[None]]
 """Checks a token with the exchange (see `alerts.feed.verify.verify_token`)."""
 
-MAX_ACCOUNTS_PER_USER = 20
+MAX_ACCOUNTS_PER_USER = 10
 ACTIVE = "active"
 REJECTED = "rejected"
 
@@ -132,11 +133,23 @@ def _commit(session: Session, row: Account) -> None:
         raise Conflict(f"you already have an account named {row.name!r}") from None
 
 
+def _check_room(session: Session, user_id: int) -> None:
+    count = len(session.exec(select(Account.id).where(Account.user_id == user_id)).all())
+    if count >= MAX_ACCOUNTS_PER_USER:
+        raise LimitReached(
+            f"you have {MAX_ACCOUNTS_PER_USER} linked accounts, the most a user may have; "
+            "unlink one first"
+        )
+
+
+def _room_for_one(db: Database, user_id: int) -> None:
+    with db.session() as session:
+        _check_room(session, user_id)
+
+
 def _insert(db: Database, user_id: int, data: AccountCreate, sealed: str) -> AccountPublic:
     with db.session() as session:
-        count = len(session.exec(select(Account.id).where(Account.user_id == user_id)).all())
-        if count >= MAX_ACCOUNTS_PER_USER:
-            raise Conflict(f"a user can link at most {MAX_ACCOUNTS_PER_USER} accounts")
+        _check_room(session, user_id)
         row = Account(
             user_id=user_id,
             name=data.name,
@@ -159,6 +172,7 @@ async def link_account(
     token = data.token.get_secret_value().strip()
     if not token:
         raise InvalidInput("token", "the token is empty")
+    await asyncio.to_thread(_room_for_one, db, user_id)  # before asking the exchange
     await _verify(verify, token)
     return await asyncio.to_thread(_insert, db, user_id, data, box.seal(token))
 

@@ -6,17 +6,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from alerts.db.models import Destination, RuleDestination, utcnow
-from alerts.delivery.apprise_urls import AppriseUrlError, check_apprise_url
+from alerts.delivery.apprise_mask import mask_apprise_url
+from alerts.delivery.apprise_urls import AppriseUrlError, UrlPolicy, check_apprise_url
 from alerts.security import SecretBox
-from alerts.services.errors import Conflict, InvalidInput, NotConfigured, NotFound
+from alerts.services.errors import Conflict, InvalidInput, LimitReached, NotConfigured, NotFound
 from alerts.services.schemas import (
     AppriseDestinationCreate,
     DestinationCreate,
     DestinationPublic,
     DestinationUpdate,
 )
+from alerts.services.telegram_chats import own_chat, require_proven
 
-MAX_DESTINATIONS_PER_USER = 100
+MAX_DESTINATIONS_PER_USER = 50
 TELEGRAM = "telegram"
 APPRISE = "apprise"
 
@@ -27,7 +29,8 @@ def _public(row: Destination) -> DestinationPublic:
         kind=APPRISE if row.kind == APPRISE else TELEGRAM,
         name=row.name,
         chat_id=row.chat_id,
-        url=row.url_masked,
+        # Masked again on every read: rows saved before the masking rules grew keep up.
+        url=mask_apprise_url(row.url_masked) if row.url_masked is not None else None,
         enabled=row.enabled,
         disabled_reason=row.disabled_reason,
         created_at=row.created_at,
@@ -35,13 +38,13 @@ def _public(row: Destination) -> DestinationPublic:
     )
 
 
-def _seal_url(row: Destination, url: str, *, box: SecretBox, schemes: frozenset[str] | None) -> str:
+def _seal_url(row: Destination, url: str, *, box: SecretBox, policy: UrlPolicy) -> str:
     if not box.available:
         raise NotConfigured(
             "this server cannot store Apprise URLs: its operator must set ALERTS_SECRET_KEY"
         )
     try:
-        target = check_apprise_url(url, schemes)
+        target = check_apprise_url(url, policy)
     except AppriseUrlError as exc:
         raise InvalidInput("url", str(exc)) from None
     row.url_sealed = box.seal(url.strip())
@@ -71,21 +74,26 @@ def create_destination(
     data: DestinationCreate,
     *,
     box: SecretBox,
-    schemes: frozenset[str] | None,
+    policy: UrlPolicy,
 ) -> DestinationPublic:
     """Add a destination; an Apprise URL is checked, encrypted and masked."""
     count = session.exec(
         select(func.count()).select_from(Destination).where(Destination.user_id == user_id)
     ).one()
     if count >= MAX_DESTINATIONS_PER_USER:
-        raise Conflict(f"a user can have at most {MAX_DESTINATIONS_PER_USER} destinations")
+        raise LimitReached(
+            f"you have {MAX_DESTINATIONS_PER_USER} destinations, the most a user may have; "
+            "delete one you no longer use first"
+        )
     row = Destination(user_id=user_id, kind=data.kind, name="")
     if isinstance(data, AppriseDestinationCreate):
-        service = _seal_url(row, data.url.get_secret_value(), box=box, schemes=schemes)
+        service = _seal_url(row, data.url.get_secret_value(), box=box, policy=policy)
         row.name = data.name or service
     else:
-        row.chat_id = data.chat_id
-        row.name = data.name or f"Telegram chat {data.chat_id}"
+        chat_id = data.chat_id if data.chat_id is not None else own_chat(session, user_id)
+        require_proven(session, user_id, chat_id)
+        row.chat_id = chat_id
+        row.name = data.name or f"Telegram chat {chat_id}"
     _commit(session, row)
     return _public(row)
 
@@ -110,7 +118,7 @@ def update_destination(
     data: DestinationUpdate,
     *,
     box: SecretBox,
-    schemes: frozenset[str] | None,
+    policy: UrlPolicy,
 ) -> DestinationPublic:
     """Rename, re-enable or repoint a destination (its kind stays)."""
     row = _get(session, user_id, destination_id)
@@ -118,14 +126,17 @@ def update_destination(
     if "chat_id" in given and data.chat_id is not None:
         if row.kind != TELEGRAM:
             raise InvalidInput("chat_id", "chat_id applies to Telegram destinations only")
+        require_proven(session, user_id, data.chat_id)
         row.chat_id = data.chat_id
     if "url" in given and data.url is not None:
         if row.kind != APPRISE:
             raise InvalidInput("url", "url applies to Apprise destinations only")
-        _seal_url(row, data.url.get_secret_value(), box=box, schemes=schemes)
+        _seal_url(row, data.url.get_secret_value(), box=box, policy=policy)
     if data.name is not None:
         row.name = data.name
     if data.enabled is not None:
+        if data.enabled and row.kind == TELEGRAM and row.chat_id is not None:
+            require_proven(session, user_id, row.chat_id)  # e.g. disabled as never proven
         row.enabled = data.enabled
         if data.enabled:
             row.disabled_reason = None

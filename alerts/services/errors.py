@@ -39,6 +39,12 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class LimitReached(Conflict):
+    """The user has as many of something as the service allows (rules, destinations...)."""
+
+    code = "limit_reached"
+
+
 class TokenRejected(ServiceError):
     """The exchange refused an account token; `code` names why (invalid, blocked, ...)."""
 

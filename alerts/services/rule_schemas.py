@@ -40,10 +40,19 @@ class Trigger(StrEnum):
     EVERY = "every"
 
 
+LATEST_EXPIRY = datetime(2100, 1, 1, tzinfo=UTC)
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00 is past year 9999 in UTC
+        raise ValueError("must be a time before 2100-01-01T00:00:00Z") from None
+    if aware >= LATEST_EXPIRY:
+        raise ValueError("must be a time before 2100-01-01T00:00:00Z")
+    return aware
 
 
 class RuleSettings(BaseModel):

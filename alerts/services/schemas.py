@@ -83,11 +83,19 @@ class ApiKeyCreated(ApiKeyPublic):
 
 class TelegramDestinationCreate(_Input):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"kind": "telegram", "chat_id": 12345}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"kind": "telegram"}, {"kind": "telegram", "chat_id": -1001234}]
+        },
     )
 
     kind: Literal["telegram"]
-    chat_id: ChatId
+    chat_id: ChatId | None = Field(
+        default=None,
+        description="Omitted: your own private chat with the bot. Otherwise a chat you proved "
+        "yours: one where you sent /start, or linked with /link CODE "
+        "(POST /v1/destinations/telegram-links).",
+    )
     name: Name | None = None
 
 
@@ -132,6 +140,13 @@ class DestinationPublic(BaseModel):
 
 class DestinationList(BaseModel):
     items: list[DestinationPublic]
+
+
+class TelegramLinkCreated(BaseModel):
+    """Send `/link CODE` in the chat to link (in a group or channel, as an administrator)."""
+
+    code: str = Field(description="Single use; valid until `expires_at` (10 minutes).")
+    expires_at: datetime
 
 
 # --- accounts ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from alerts.db.models import ApiKey, Delivery, Destination, Event, User, utcnow
+from alerts.db.models import ApiKey, Delivery, Event, User, utcnow
 from alerts.security import hash_api_key, key_hint, new_api_key
 from alerts.services.errors import Conflict, NotFound
 from alerts.services.schemas import (
@@ -19,6 +19,7 @@ from alerts.services.schemas import (
     UserPublic,
     UserUpdate,
 )
+from alerts.services.telegram_chats import START, link_chat
 
 
 def _public(user: User) -> UserPublic:
@@ -157,10 +158,11 @@ def delete_key(session: Session, user_id: int, key_id: int) -> None:
 
 
 def register_telegram_user(
-    session: Session, *, telegram_user_id: int, name: str, chat_id: int | None = None
+    session: Session, *, telegram_user_id: int, name: str, private_chat: bool = False
 ) -> tuple[int, bool]:
-    """The user with this Telegram id, made if new (`True` then); with `chat_id`, that chat
-    is also linked as one of their destinations, enabled again if it had been disabled."""
+    """The user with this Telegram id, made if new (`True` then); with `private_chat`, their
+    private chat with the bot (its id is theirs) is linked as one of their destinations,
+    enabled again if it had been disabled."""
     user_id = session.exec(select(User.id).where(User.telegram_user_id == telegram_user_id)).first()
     created = user_id is None
     if user_id is None:
@@ -172,25 +174,14 @@ def register_telegram_user(
         except IntegrityError:  # registered at the same moment by another update
             session.rollback()
             return register_telegram_user(
-                session, telegram_user_id=telegram_user_id, name=name, chat_id=chat_id
+                session, telegram_user_id=telegram_user_id, name=name, private_chat=private_chat
             )
         assert user.id is not None
         user_id = user.id
-    if chat_id is not None:
-        _link_chat(session, user_id, chat_id, "Telegram" if chat_id > 0 else "Telegram group")
+    if private_chat:
+        link_chat(session, user_id, telegram_user_id, name="Telegram", proof=START, now=utcnow())
     session.commit()
     return user_id, created
-
-
-def _link_chat(session: Session, user_id: int, chat_id: int, name: str) -> None:
-    row = session.exec(
-        select(Destination).where(Destination.user_id == user_id, Destination.chat_id == chat_id)
-    ).first()
-    if row is None:
-        session.add(Destination(user_id=user_id, kind="telegram", name=name, chat_id=chat_id))
-    elif not row.enabled:  # they talk to the bot again, so it may write to them again
-        row.enabled, row.disabled_reason, row.updated_at = True, None, utcnow()
-        session.add(row)
 
 
 def mute_user(session: Session, user_id: int, until: datetime) -> None:

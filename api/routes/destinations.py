@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from alerts.services import destinations
+from alerts.services import destinations, telegram_chats
 from alerts.services.schemas import (
     DestinationCreate,
     DestinationList,
     DestinationPublic,
     DestinationUpdate,
+    TelegramLinkCreated,
 )
-from api.deps import ContextDep, IdPath, SessionDep, UserIdDep, in_db
+from api.deps import ContextDep, IdPath, NowDep, SessionDep, UserIdDep, in_db
 from api.errors import CONFLICT, NOT_FOUND, UNAVAILABLE
 
 router = APIRouter(prefix="/destinations", tags=["destinations"], responses={**NOT_FOUND})
@@ -26,7 +27,8 @@ router = APIRouter(prefix="/destinations", tags=["destinations"], responses={**N
 async def create_destination(
     context: ContextDep, session: SessionDep, user_id: UserIdDep, body: DestinationCreate
 ) -> DestinationPublic:
-    """Add a Telegram chat or an Apprise URL (checked, stored encrypted, shown masked)."""
+    """Add a Telegram chat you proved yours (no `chat_id`: your private chat with the bot) or
+    an Apprise URL (checked, stored encrypted, shown masked)."""
     return await in_db(
         context,
         destinations.create_destination,
@@ -34,8 +36,22 @@ async def create_destination(
         user_id,
         body,
         box=context.box,
-        schemes=context.apprise_schemes,
+        policy=context.url_policy,
     )
+
+
+@router.post(
+    "/telegram-links",
+    response_model=TelegramLinkCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses={**CONFLICT},
+)
+async def create_telegram_link(
+    context: ContextDep, session: SessionDep, user_id: UserIdDep, now: NowDep
+) -> TelegramLinkCreated:
+    """A single-use code, valid 10 minutes: `/link CODE` sent in a chat (in a group or channel,
+    by an administrator) makes that chat one of your destinations."""
+    return await in_db(context, telegram_chats.new_link_code, session, user_id, now=now)
 
 
 @router.get("", response_model=DestinationList)
@@ -77,7 +93,7 @@ async def update_destination(
         destination_id,
         body,
         box=context.box,
-        schemes=context.apprise_schemes,
+        policy=context.url_policy,
     )
 
 

@@ -21,14 +21,16 @@ _SYMBOLS = r"^[A-Za-z0-9]{1,16}-[A-Za-z0-9]{1,16}(,[A-Za-z0-9]{1,16}-[A-Za-z0-9]
 async def list_tickers(
     context: ContextDep,
     session: SessionDep,
-    _caller: CallerDep,
+    caller: CallerDep,
     symbols: Annotated[
         str | None, Query(pattern=_SYMBOLS, description="Comma-separated, e.g. BTC-USDT,TON-USDT")
     ] = None,
 ) -> TickerList:
-    """Every symbol's latest prices, or just the ones asked for."""
+    """The latest prices of the symbols named, or else of those your rules follow."""
     wanted = [s.upper() for s in symbols.split(",")] if symbols else None
-    return TickerList(items=await in_db(context, market.list_tickers, session, wanted))
+    return TickerList(
+        items=await in_db(context, market.list_tickers, session, wanted, follower=caller.user_id)
+    )
 
 
 @router.get("/tickers/{symbol}", response_model=TickerPublic, responses={**NOT_FOUND})

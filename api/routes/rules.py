@@ -24,7 +24,9 @@ SymbolQuery = Annotated[
 ]
 
 
-@router.post("", response_model=RulePublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "", response_model=RulePublic, status_code=status.HTTP_201_CREATED, responses={**CONFLICT}
+)
 async def create_rule(
     context: ContextDep,
     session: SessionDep,
@@ -33,7 +35,15 @@ async def create_rule(
     body: Annotated[RuleCreate, Body(openapi_examples=_CREATE_EXAMPLES)],
 ) -> RulePublic:
     """Create a rule; `kind` picks the fields (see the examples, one per kind)."""
-    return await in_db(context, rules.create_rule, session, user_id, body, now=now)
+    return await in_db(
+        context,
+        rules.create_rule,
+        session,
+        user_id,
+        body,
+        now=now,
+        max_rules=context.settings.max_rules_per_user,
+    )
 
 
 @router.get("", response_model=RulePage)

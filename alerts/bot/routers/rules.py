@@ -10,13 +10,12 @@ from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from pydantic import ValidationError
-from sqlmodel import Session
 
 from alerts.bot.context import BotServices, esc
-from alerts.bot.parse import ALERT_EXAMPLES, BadInput, parse_alert, parse_id
-from alerts.services.errors import NotFound, ServiceError
-from alerts.services.rule_schemas import RuleCreate, RulePage, RulePublic, rule_create_adapter
-from alerts.services.rules import count_rules, create_rule, delete_rule, list_rules, switch_rule
+from alerts.bot.parse import ALERT_EXAMPLES, BadInput, parse_alert, parse_id, valid_id
+from alerts.services.errors import LimitReached, NotFound, ServiceError
+from alerts.services.rule_schemas import RulePage, RulePublic, rule_create_adapter
+from alerts.services.rules import create_rule, delete_rule, list_rules, switch_rule
 
 
 class RuleAction(CallbackData, prefix="r"):
@@ -43,20 +42,6 @@ class Disable(CallbackData, prefix="disable"):
     rule_id: int
 
 
-class LimitReached(ServiceError):
-    """The user has as many rules as the bot allows."""
-
-
-def _create_within_limit(
-    session: Session, user_id: int, data: RuleCreate, *, now: datetime, limit: int
-) -> RulePublic:
-    if count_rules(session, user_id) >= limit:
-        raise LimitReached(
-            f"You have {limit} alerts, the most this bot allows. Delete some (/alerts) first."
-        )
-    return create_rule(session, user_id, data, now=now)
-
-
 def _first_problem(exc: ValidationError) -> str:
     error = exc.errors()[0]
     field = ".".join(str(p) for p in error["loc"][1:] if not str(p).endswith("Create"))
@@ -80,12 +65,14 @@ async def alert(
         return
     try:
         rule = await services.write(
-            _create_within_limit,
-            user_id,
-            data,
-            now=services.clock(),
-            limit=services.config.max_rules,
+            create_rule, user_id, data, now=services.clock(), max_rules=services.config.max_rules
         )
+    except LimitReached:
+        limit = services.config.max_rules
+        await message.answer(
+            f"You have {limit} alerts, the most allowed. Delete some (/alerts) first."
+        )
+        return
     except ServiceError as exc:
         await message.answer(esc(exc.message))
         return
@@ -160,7 +147,8 @@ async def page(
     query: CallbackQuery, callback_data: Page, services: BotServices, user_id: int
 ) -> None:
     """Another page of the list."""
-    text, markup = await _page(services, user_id, callback_data.after)
+    after = callback_data.after if valid_id(callback_data.after) else 0
+    text, markup = await _page(services, user_id, after)
     if isinstance(query.message, Message):
         await query.message.edit_text(text, reply_markup=markup)
     await query.answer()
@@ -171,6 +159,10 @@ async def rule_action(
 ) -> None:
     """Pause, resume or delete from the list; undo a rule just made."""
     rule_id, action, now = callback_data.rule_id, callback_data.action, services.clock()
+    if not valid_id(rule_id):
+        await query.answer(f"Alert #{rule_id} no longer exists."[:200])
+        return
+    after = callback_data.after if valid_id(callback_data.after) else 0
     try:
         if action in ("delete", "undo"):
             await services.write(delete_rule, user_id, rule_id, now=now)
@@ -187,7 +179,7 @@ async def rule_action(
         if action == "undo":
             await query.message.edit_text(f"Undone: alert #{rule_id} deleted.")
         else:
-            text, markup = await _page(services, user_id, callback_data.after)
+            text, markup = await _page(services, user_id, after)
             await query.message.edit_text(text, reply_markup=markup)
     await query.answer(f"{done[action]} alert #{rule_id}.")
 
@@ -211,6 +203,9 @@ async def delete(
 async def _switch_from_alert(
     query: CallbackQuery, services: BotServices, user_id: int, rule_id: int, **change: Any
 ) -> bool:
+    if not valid_id(rule_id):  # a forged button: no rule can have that id
+        await query.answer("This alert no longer exists.")
+        return False
     try:
         await services.write(switch_rule, user_id, rule_id, now=services.clock(), **change)
     except NotFound:  # deleted, or pressed by someone else in a group
@@ -223,7 +218,7 @@ async def snooze(
     query: CallbackQuery, callback_data: Snooze, services: BotServices, user_id: int
 ) -> None:
     """The "Snooze 1 h" button on an alert."""
-    seconds = min(max(callback_data.seconds, 60), 7 * 86400)
+    seconds = min(max(callback_data.seconds, 60), 7 * 86400)  # clamped: it may be forged
     until = services.clock() + timedelta(seconds=seconds)
     if await _switch_from_alert(
         query, services, user_id, callback_data.rule_id, snoozed_until=until
