@@ -85,6 +85,24 @@ def feeds_ready(
     return ok, {"connections": connections, "rules": row.value.get("rules", 0)}
 
 
+def recording_ready(
+    db: Database, *, unhealthy_after: float, now: datetime | None = None
+) -> tuple[bool, dict[str, Any]]:
+    """Ready unless the leading engine's recording has failed for longer than
+    `unhealthy_after` seconds, or something went to dead_letters in the last minute."""
+    row, missing = _fresh(db, FEEDS, now, "no engine has run yet", "no leading engine")
+    if row is None:
+        return False, missing
+    recording = row.value.get("recording") or {}
+    failing_for = float(recording.get("failing_for") or 0)
+    dead = int(recording.get("dead_letters_last_minute") or 0)
+    if failing_for > unhealthy_after:
+        return False, {"error": f"recording has failed for {failing_for:.0f} s", **recording}
+    if dead:
+        return False, {"error": f"{dead} dead letter(s) in the last minute", **recording}
+    return True, recording
+
+
 def bot_ready(db: Database, *, now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
     """Ready when a bot process reported itself connected to Telegram lately."""
     row, missing = _fresh(db, BOT, now, "the bot has not run yet", "no bot heartbeat")

@@ -44,6 +44,27 @@ class Observed(Protocol):
         """Pushes evaluated so far, and the seconds that took."""
         ...
 
+    @property
+    def health(self) -> EngineHealth:
+        """Its errors so far: rules skipped, writes failed, dead letters."""
+        ...
+
+
+class EngineHealth(Protocol):
+    """An engine's error counters (see `alerts.engine.runner.Engine.health`)."""
+
+    @property
+    def rules_skipped(self) -> int: ...
+
+    @property
+    def recorder_failures(self) -> int: ...
+
+    @property
+    def dead_lettered(self) -> int: ...
+
+    @property
+    def failing_for(self) -> float: ...
+
 
 class _Collector(Collector):
     def __init__(self) -> None:
@@ -61,6 +82,11 @@ class _Collector(Collector):
             "Pushes and frames that could not be understood, by connection and channel.",
             labels=["connection", "channel"],
         )
+        refused = CounterMetricFamily(
+            "alerts_pushes_refused",
+            "Pushes (or elements of list pushes) refused, by connection, channel and reason.",
+            labels=["connection", "channel", "reason"],
+        )
         reconnects = CounterMetricFamily(
             "alerts_feed_reconnects", "Connections made after the first.", labels=["connection"]
         )
@@ -76,9 +102,28 @@ class _Collector(Collector):
         evaluation = SummaryMetricFamily(
             "alerts_evaluation_seconds", "Time spent evaluating pushes against rules."
         )
+        skipped = CounterMetricFamily(
+            "alerts_rules_skipped", "Rule evaluations skipped because they raised an error."
+        )
+        failures = CounterMetricFamily(
+            "alerts_recorder_failures", "Writes of hits, prices or balances that failed."
+        )
+        dead = CounterMetricFamily(
+            "alerts_dead_letters", "Hits, prices and balances that could not be recorded."
+        )
+        failing = GaugeMetricFamily(
+            "alerts_recording_failing_seconds", "How long recording has been failing (0: not)."
+        )
         loaded, count, seconds = 0, 0, 0.0
+        n_skipped = n_failures = n_dead = 0
+        failing_for = 0.0
         for engine in list(self.engines):
             loaded += engine.rules_loaded
+            health = engine.health
+            n_skipped += health.rules_skipped
+            n_failures += health.recorder_failures
+            n_dead += health.dead_lettered
+            failing_for = max(failing_for, health.failing_for)
             n, s = engine.evaluations
             count, seconds = count + n, seconds + s
             for state in engine.feed_states():
@@ -90,10 +135,17 @@ class _Collector(Collector):
                 for channel, stats in state.channels.items():
                     pushes.add_metric([state.name, channel], stats.pushes)
                     bad.add_metric([state.name, channel], stats.unparseable)
+                    for reason, n in stats.refused.items():
+                        refused.add_metric([state.name, channel, reason], n)
                 bad.add_metric([state.name, "frame"], unknown)
         rules.add_metric([], loaded)
         evaluation.add_metric([], count, seconds)
-        yield from (pushes, bad, reconnects, connected, age, rules, evaluation)
+        skipped.add_metric([], n_skipped)
+        failures.add_metric([], n_failures)
+        dead.add_metric([], n_dead)
+        failing.add_metric([], failing_for)
+        yield from (pushes, bad, refused, reconnects, connected, age, rules, evaluation)
+        yield from (skipped, failures, dead, failing)
         if self.queue_depth is not None:
             depth = GaugeMetricFamily(
                 "alerts_delivery_queue_depth", "Deliveries waiting to be sent."

@@ -122,7 +122,12 @@ def _feeds(engine: Engine) -> dict[str, Any]:
         }
         for state in engine.feed_states()
     }
-    return {"rules": engine.rules_loaded, "connections": connections}
+    health = engine.health
+    recording = {
+        "failing_for": round(health.failing_for, 1),
+        "dead_letters_last_minute": health.dead_letters_last_minute,
+    }
+    return {"rules": engine.rules_loaded, "connections": connections, "recording": recording}
 
 
 async def _run_bot(db: Database, bot: BotRunner) -> None:

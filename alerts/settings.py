@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     symbol_stale_after: float = Field(
         default=300.0, ge=10, validation_alias="ALERTS_SYMBOL_STALE_AFTER"
     )
+    recording_unhealthy_after: float = Field(
+        default=30.0, ge=1, le=86400, validation_alias="ALERTS_RECORDING_UNHEALTHY_AFTER"
+    )
     delivery_lease: float = Field(
         default=60.0, ge=1, le=3600, validation_alias="ALERTS_DELIVERY_LEASE"
     )

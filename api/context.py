@@ -53,7 +53,12 @@ class AppContext:
         database = db or Database(settings.database_url)
         # What the engine and the bot report through their heartbeats (see alerts.health).
         readiness: dict[str, ReadinessCheck] = {
-            "feeds": partial(health.feeds_ready, database, stale_after=settings.feed_stale_timeout)
+            "feeds": partial(health.feeds_ready, database, stale_after=settings.feed_stale_timeout),
+            "recording": partial(
+                health.recording_ready,
+                database,
+                unhealthy_after=settings.recording_unhealthy_after,
+            ),
         }
         if settings.telegram_bot_token is not None:
             readiness["bot"] = partial(health.bot_ready, database)

@@ -387,3 +387,25 @@ def test_health_endpoints(api: Api) -> None:
     assert api.client.get("/readyz").status_code == 503
     metrics = api.client.get("/metrics")
     assert metrics.status_code == 200 and "python_info" in metrics.text
+
+
+def test_readyz_says_when_recording_fails_or_loses_something(api: Api) -> None:
+    """The engine's heartbeat carries how recording goes: failing for longer than
+    ALERTS_RECORDING_UNHEALTHY_AFTER (30 s), or a dead letter in the last minute, is a 503
+    that says so."""
+    public = {"connected": True, "last_message_age": 0.5}
+
+    def beat(recording: dict[str, float]) -> Any:
+        value = {"rules": 1, "connections": {"public": public}, "recording": recording}
+        health.write(api.db, health.FEEDS, value, now=utcnow())
+        return api.client.get("/readyz")
+
+    ready = beat({"failing_for": 0.0, "dead_letters_last_minute": 0})
+    assert ready.status_code == 200 and ready.json()["checks"]["recording"]["ok"] is True
+    assert beat({"failing_for": 12.0, "dead_letters_last_minute": 0}).status_code == 200
+    ready = beat({"failing_for": 31.0, "dead_letters_last_minute": 0})
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["recording"]["error"] == "recording has failed for 31 s"
+    ready = beat({"failing_for": 0.0, "dead_letters_last_minute": 2})
+    assert ready.status_code == 503
+    assert "2 dead letter(s) in the last minute" in ready.json()["checks"]["recording"]["error"]

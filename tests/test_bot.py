@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from alerts.bot.app import BotRunner
 from alerts.bot.middleware import Throttle
 from alerts.db.migrate import upgrade
-from alerts.db.models import Account, Delivery, Destination, Rule, Ticker, User
+from alerts.db.models import Account, Delivery, Destination, Rule, SymbolStatus, Ticker, User
 from alerts.db.session import Database
 from alerts.engine.runner import Engine
 from alerts.runtime import make_bot, make_engine, make_worker
@@ -412,3 +412,15 @@ async def test_webhook_mode_checks_the_secret_on_every_request(database_url: str
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     db.dispose()
+
+
+async def test_alerts_shows_why_a_rule_cannot_fire(world: World) -> None:
+    with world.db.session() as session:
+        session.add(SymbolStatus(symbol="NOPE-USDT", status="symbol not found on the exchange"))
+        session.commit()
+    await world.ask(ALICE, "/alert NOPE-USDT above 5")
+    await world.ask(ALICE, "/alert BTC-USDT above 70000")
+    listing = await world.ask(ALICE, "/alerts")
+    nope, btc = listing.text.splitlines()[1:3]
+    assert "NOPE-USDT" in nope and "⚠️ symbol not found on the exchange" in nope
+    assert "BTC-USDT" in btc and "⚠️" not in btc

@@ -313,3 +313,42 @@ def test_removed_and_replaced_rules() -> None:
     e.add(moved)
     e.add(moved)  # re-adding replaces, never duplicates
     assert len(ticks(e, "199", "201", start=5)) == 1
+
+
+# --- one rule's failure is its own ---------------------------------------------------
+
+
+def test_a_rule_whose_arithmetic_fails_is_skipped_and_the_others_hits_stand() -> None:
+    """A price no bound let through reaches a percent_change rule, whose arithmetic fails
+    (the context's exponent limit): it is skipped and listed; the price_cross rule on the
+    same push fires; and the price moves on, so the next push compares with it."""
+    cross = rule("price_cross", trigger="every", symbol="BTC-USDT", level="100")
+    move = rule(
+        "percent_change", trigger="every", symbol="BTC-USDT", percent="5", window_seconds=60
+    )
+    e = evaluator(cross, move)
+    ticks(e, "99")
+    huge = Ticker(symbol="BTC-USDT", last=Decimal("1e999999"))
+    hits = e.evaluate(huge, T0 + timedelta(seconds=1))
+    assert [h.rule_id for h in hits] == [cross.id]
+    assert e.skipped == [(move.id, "InvalidOperation")]
+    assert e.prices[("BTC-USDT", "last")] == Decimal("1e999999")
+    e.skipped.clear()
+    # Back down across 100: the crossing is found against the price before.
+    assert cross.id in [h.rule_id for h in ticks(e, "99", start=2)]
+
+
+def test_an_event_that_fails_as_a_whole_leaves_the_prices_where_they_were() -> None:
+    """If evaluating a push fails outside any one rule, nothing moves: the next push finds
+    the crossing the failed one would have."""
+    cross = rule("price_cross", symbol="BTC-USDT", level="100")
+    e = evaluator(cross)
+    ticks(e, "99")
+
+    class Broken(Decimal):
+        def __ne__(self, other: object) -> bool:
+            raise ArithmeticError("broken")
+
+    assert e.evaluate(Ticker(symbol="BTC-USDT", last=Broken("101")), T0) == []
+    assert e.failed_events == 1 and e.skipped and e.prices[("BTC-USDT", "last")] == Decimal(99)
+    assert [h.rule_id for h in ticks(e, "101", start=1)] == [cross.id]

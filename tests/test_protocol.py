@@ -388,3 +388,51 @@ def test_fast_path_covers_the_expected_shapes() -> None:
     assert parse_fast(raw) is not None
     assert parse_fast('{"id": "1", "result": {"success": true}}') is None
     assert parse_fast('{"method": "subscription", "params": {"channel": "balances"}}') is None
+
+
+# --- bounds: what no price, symbol or id can be ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("channel", "data", "reason"),
+    [
+        ("ticker", {"symbol": "S" * 305, "lastPrice": "1"}, "bad symbol"),
+        ("ticker", {"symbol": "BTC USDT", "lastPrice": "1"}, "bad symbol"),
+        ("ticker", {"symbol": "BTC-USDT", "lastPrice": "1e5000000"}, "number out of range"),
+        ("ticker", {"symbol": "BTC-USDT", "lastPrice": "-1e-5000000"}, "negative number"),
+        ("ticker", {"symbol": "BTC-USDT", "lastPrice": "1e-31"}, "number out of range"),
+        ("ticker", {"symbol": "BTC-USDT", "lastPrice": "7" * 10_000}, "number too long"),
+        ("ticker", {"symbol": "BTC-USDT", "lastPrice": "1." + "1" * 45}, "too many digits"),
+        ("ticker", {"symbol": "BTC-USDT", "lastPrice": "sNaN"}, "not a finite number"),
+        ("ticker", {"symbol": "BTC-USDT", "lastPrice": 10**50}, "number out of range"),
+        ("ticker", {"symbol": "BTC-USDT", "lastPrice": "1", "bidPrice": "1e99"}, "out of range"),
+        ("trades", [{"symbol": "X-Y", "price": "1", "quantity": "1", "id": "t" * 500}],
+         "id too long"),
+        ("activeOrders", {"orderId": "o" * 129, "symbol": "X-Y", "status": "NEW"}, "id too long"),
+        ("balances", [{"currency": "U" * 21, "available": "1"}], "bad currency"),
+        ("candles", {"symbol": "X-Y", "interval": "i" * 17, "open": "1", "high": "1",
+                     "low": "1", "close": "1"}, "bad interval"),
+    ],
+)  # fmt: skip
+def test_values_out_of_bounds_refuse_their_push(channel: str, data: Any, reason: str) -> None:
+    with pytest.raises(PayloadError, match=reason):
+        parse_push(push(channel, data))
+
+
+def test_a_refused_element_of_a_list_push_leaves_the_others() -> None:
+    good = {"symbol": "BTC-USDT", "lastPrice": "70000"}
+    bad = {"symbol": "ETH-USDT", "lastPrice": "1e5000000"}
+    refused: list[str] = []
+    events = parse_push(push("tickers", [good, bad, "x", good]), refused=refused)
+    assert [e.symbol for e in events] == ["BTC-USDT", "BTC-USDT"]  # type: ignore[attr-defined]
+    assert refused == ["number out of range", "list item is not an object"]
+
+
+def test_numbers_within_bounds_are_kept_exact_and_short() -> None:
+    [event] = parse_push(push("ticker", {"symbol": "BTC-USDT", "lastPrice": "1." + "0" * 60}))
+    assert event.last == 1 and len(str(event.last)) <= 42  # type: ignore[attr-defined]
+    [event] = parse_push(push("ticker", {"symbol": "BTC-USDT", "lastPrice": "0E-5000000"}))
+    assert str(event.last) == "0"  # type: ignore[attr-defined]
+    data = {"symbol": "BTC-USDT", "lastPrice": "1", "priceChangePercent": "1e5000000"}
+    [event] = parse_push(push("ticker", data))
+    assert event.day.change_percent is None  # type: ignore[attr-defined]  # shown only: dropped

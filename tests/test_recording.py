@@ -17,17 +17,27 @@ import pytest
 from sqlmodel import col, select
 
 from alerts.db.migrate import upgrade
-from alerts.db.models import Delivery, Destination, EngineState, Event, Rule, RuleDestination, User
+from alerts.db.models import (
+    DeadLetter,
+    Delivery,
+    Destination,
+    EngineState,
+    Event,
+    Rule,
+    RuleDestination,
+    User,
+)
 from alerts.db.models import Ticker as TickerRow
 from alerts.db.outbox import delivery_targets, rule_destination_ids
 from alerts.db.queue import PENDING, SENDING, Job, claim
+from alerts.db.recording import record, record_claimed
 from alerts.db.session import Database
 from alerts.delivery.ratelimit import Limits, RateLimiter
 from alerts.delivery.telegram import TelegramNotifier
 from alerts.delivery.worker import DeliveryWorker, WorkerConfig
 from alerts.domain.events import Ticker
 from alerts.domain.hits import Hit
-from alerts.engine.recorder import Recorder, record, record_claimed
+from alerts.engine.recorder import Recorder
 from alerts.security import SecretBox
 from tests.api_helpers import SECRET_KEY
 from tests.fake_telegram import TOKEN, FakeTelegram
@@ -239,11 +249,14 @@ async def test_a_failed_write_keeps_everything_and_newer_prices_win(
     def broken(*_args: Any) -> list[int]:
         raise RuntimeError("database gone")
 
+    # The database down: writes fail, and so does the probe that tells a bad row from that.
     monkeypatch.setattr("alerts.engine.recorder.record", broken)
+    monkeypatch.setattr("alerts.engine.deadletters.database_answers", lambda _db: False)
     with pytest.raises(RuntimeError):
         await recorder.flush()
     recorder.ticker(_ticker("BTC-USDT", "70200"))  # arrived meanwhile
     monkeypatch.setattr("alerts.engine.recorder.record", record)
+    monkeypatch.undo()
     await recorder.flush()
     assert len(world.events("default")) == 1 and recorder.recorded == 1
     assert _prices(world.db) == {"BTC-USDT": Decimal("70200")}
@@ -352,3 +365,87 @@ def test_each_event_in_a_batch_keeps_its_own_deliveries(world: World) -> None:
     assert sorted(seen) == sorted(
         [("named", T0), ("default", T0), ("named", later), ("default", T0)]
     )
+
+
+# --- one bad row never blocks the others ---------------------------------------------
+
+
+def _dead_letters(db: Database) -> list[DeadLetter]:
+    with db.session() as session:
+        return list(session.exec(select(DeadLetter).order_by(col(DeadLetter.id))))
+
+
+async def test_a_hit_that_fails_alone_is_dead_lettered_and_the_rest_recorded(
+    world: World, database_url: str
+) -> None:
+    """A poisoned hit among good ones: the batch fails, the hits are written one by one, the
+    bad one goes to dead_letters with its error, and nothing is retried forever."""
+    recorder = Recorder(world.db, {}, lambda: T0, interval=3600, retry_delay=0.01)
+    # A value no JSON column takes (values are text; a bug could let a Decimal through).
+    poisoned = world.hit("named")
+    poisoned.values.update(note="x\x00y" * 100)
+    poisoned.values["price"] = Decimal("70100")  # type: ignore[assignment]
+    recorder.ticker(_ticker("BTC-USDT", "70100"))
+    recorder.ticker(_ticker("ETH-USDT", "3000"))
+    recorder.add([world.hit("default"), poisoned, world.hit("keyed", dedup_key="k1")])
+    await recorder.flush()
+    assert len(world.events("default")) == 1 and len(world.events("keyed")) == 1
+    assert recorder.recorded == 2 and recorder.dead_lettered == 1
+    assert recorder.failing_for == 0 and recorder.dead_letters_since(60) == 1
+    [dead] = _dead_letters(world.db)
+    assert dead.kind == "hit" and dead.symbol == "BTC-USDT" and dead.error
+    assert "\x00" not in dead.payload["note"] and len(dead.payload["note"]) <= 200
+    assert _prices(world.db) == {"BTC-USDT": Decimal("70100"), "ETH-USDT": Decimal("3000")}
+    # Nothing is left to retry: the next write records only what is new.
+    recorder.add([world.hit("default", at=T0 + timedelta(seconds=1))])
+    await recorder.flush()
+    assert len(world.events("default")) == 2 and len(_dead_letters(world.db)) == 1
+
+
+@pytest.mark.postgres
+async def test_postgres_rejects_what_sqlite_would_store_and_only_that_is_lost(
+    world: World, database_url: str
+) -> None:
+    """The shapes that stopped recording on PostgreSQL: a 500-character dedup key (a trade
+    id) and a 305-character symbol's price. Each is dead-lettered; the rest is recorded."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite does not enforce column lengths")
+    recorder = Recorder(world.db, {}, lambda: T0, interval=3600, retry_delay=0.01)
+    recorder.ticker(_ticker("X" * 305, "1"))
+    recorder.ticker(_ticker("BTC-USDT", "70100"))
+    recorder.add([world.hit("keyed", dedup_key="t" * 500), world.hit("default")])
+    await recorder.flush()
+    assert world.events("keyed") == [] and len(world.events("default")) == 1
+    assert sorted(d.kind for d in _dead_letters(world.db)) == ["hit", "price"]
+    assert _prices(world.db) == {"BTC-USDT": Decimal("70100")}
+
+
+async def test_when_the_database_is_down_nothing_is_dead_lettered(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing write while the database does not answer is an outage, not a bad row:
+    everything waits, `failing_for` grows (for /readyz), and it is all written later."""
+    recorder = Recorder(world.db, {}, lambda: T0, interval=3600, retry_delay=0.01)
+    stopping = asyncio.Event()
+
+    def down(*_args: Any) -> list[int]:
+        raise OSError("connection refused")
+
+    monkeypatch.setattr("alerts.engine.recorder.record", down)
+    monkeypatch.setattr("alerts.engine.deadletters.database_answers", lambda _db: False)
+    task = asyncio.create_task(recorder.run(stopping))
+    recorder.add([world.hit("default")])
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if recorder.failing_for > 0.1:
+            break
+    assert recorder.failing_for > 0.1 and recorder.dead_lettered == 0
+    monkeypatch.undo()
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if world.events("default") and recorder.failing_for == 0:
+            break
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert len(world.events("default")) == 1 and recorder.failing_for == 0
+    assert _dead_letters(world.db) == []

@@ -271,3 +271,29 @@ class EngineState(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=100)
     value: dict[str, Any] = Field(sa_type=JSON)
     updated_at: datetime = _created()
+
+
+class DeadLetter(SQLModel, table=True):
+    """Something the engine could not record even on its own (a hit, a price, balances): kept
+    here with the error, so that one bad row never holds up the others."""
+
+    __tablename__ = "dead_letters"
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    kind: str = Field(max_length=16)
+    rule_id: int | None = Field(default=None, sa_type=BigInteger)
+    symbol: str | None = Field(default=None, max_length=40)
+    payload: dict[str, Any] = Field(sa_type=JSON)
+    error: str = Field(sa_type=Text)
+    created_at: datetime = _created()
+
+
+class SymbolStatus(SQLModel, table=True):
+    """A symbol the exchange refused to stream (not found, not available, not open), and why;
+    the rules on it show this status. Gone once a subscription to it succeeds."""
+
+    __tablename__ = "symbol_status"
+
+    symbol: str = Field(primary_key=True, max_length=40)
+    status: str = Field(max_length=100)
+    since: datetime = _created()

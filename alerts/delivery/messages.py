@@ -79,6 +79,12 @@ def default_text(kind: str, values: Mapping[str, Any]) -> str:
         )
     if kind == "feed_recovered":
         return f"Prices for {s} are arriving again; its alerts are back on watch."
+    if kind == "symbol_refused":
+        return (
+            f"{s}: {_v(values, 'status')}. Your alerts on it cannot fire while it is; they "
+            "stay as they are, and the service keeps checking (less and less often, at "
+            "least hourly)."
+        )
     if kind == "account":
         return f"Account {_v(values, 'account')} was {_v(values, 'status')}: {_v(values, 'reason')}"
     return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))

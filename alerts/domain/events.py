@@ -14,6 +14,8 @@ from enum import StrEnum
 
 from msgspec import Struct
 
+from alerts.domain.values import bounded
+
 
 def utc(millis: int | None) -> datetime | None:
     """An aware UTC datetime from Unix milliseconds (None stays None)."""
@@ -48,14 +50,14 @@ class OrderStatus(StrEnum):
 
 
 def _decimal(text: str | None) -> Decimal | None:
-    """`text` as a finite Decimal, or None when absent or not a number."""
-    if text is None:
+    """`text` as a Decimal within what a number can be (see `bounded`; a change may be
+    negative), or None when absent, not a number, or out of bounds."""
+    if text is None or len(text) > 64:
         return None
     try:
-        value = Decimal(text)
-    except ArithmeticError:
+        return bounded(Decimal(text), signed=True)
+    except (ArithmeticError, ValueError):  # out of bounds too: the statistics are only shown
         return None
-    return value if value.is_finite() else None
 
 
 class DayStats(Event, frozen=True, gc=False):

@@ -7,7 +7,7 @@ is refused because a float may already have lost the exact value the user meant.
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Annotated, Any
 
 from pydantic import (
@@ -46,6 +46,35 @@ def parse_decimal(value: Any) -> Decimal:
     if not isinstance(value, str) or not _DECIMAL_RE.fullmatch(value):
         raise ValueError(_DECIMAL_HINT)
     return Decimal(value.strip())
+
+
+# What a price, quantity or amount can be, wherever one comes from (the exchange included):
+# at most 40 significant digits, and a magnitude between 1e-30 and 1e30.
+MAX_SIGNIFICANT_DIGITS = 40
+MAX_EXPONENT = 30
+_PRECISION = Context(prec=MAX_SIGNIFICANT_DIGITS)
+_ZERO = Decimal(0)
+
+
+class OutOfRange(ValueError):
+    """A number no price or amount can be; the message is a short, fixed reason."""
+
+
+def bounded(number: Decimal, *, signed: bool = False) -> Decimal:
+    """`number` within the bounds above, with at most 40 digits (trailing zeros beyond them
+    dropped; zero as plain 0), or OutOfRange. Negative numbers only when `signed`."""
+    if not number.is_finite():
+        raise OutOfRange("not a finite number")
+    if number.is_zero():
+        return _ZERO
+    if number.is_signed() and not signed:
+        raise OutOfRange("negative number")
+    if not -MAX_EXPONENT <= number.adjusted() <= MAX_EXPONENT:
+        raise OutOfRange("number out of range")
+    rounded = _PRECISION.plus(number)
+    if rounded != number:
+        raise OutOfRange("too many digits")
+    return rounded
 
 
 def format_decimal(value: Decimal) -> str:

@@ -4,6 +4,7 @@ I/O (part of the `Evaluator`)."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -14,6 +15,13 @@ from alerts.domain.values import format_decimal as fmt
 from alerts.engine.armed import Armed
 
 _SEEN_ORDERS = 50_000
+
+Skip = Callable[[Sequence[Armed], Exception], None]
+"""Told of the rules whose evaluation raised (they miss this push; the others do not)."""
+
+
+def _never(rules: Sequence[Armed], exc: Exception) -> None:
+    raise exc
 
 
 def _account(event: Order | BalanceUpdate) -> int | None:
@@ -40,7 +48,7 @@ class AccountRules:
         if rule in rules:
             rules.remove(rule)
 
-    def order(self, event: Order, now: datetime) -> list[Hit]:
+    def order(self, event: Order, now: datetime, skip: Skip = _never) -> list[Hit]:
         """Hits of an order reaching a status (each status of an order once)."""
         account = _account(event)
         if account is None:
@@ -60,23 +68,13 @@ class AccountRules:
                 continue
             if not rule.may_fire(t):
                 continue
-            values = {
-                "symbol": event.symbol,
-                "order_id": event.order_id,
-                "status": event.status.value,
-                "side": side or "",
-                "type": event.type or "",
-                "price": fmt(event.price) if event.price is not None else "",
-                "quantity": fmt(event.quantity) if event.quantity is not None else "",
-                "executed": fmt(event.executed_quantity) if event.executed_quantity else "0",
-                "average_price": fmt(event.average_price) if event.average_price else "",
-                "account": str(account),
-            }
-            hit = rule.fire(now, values, dedup=f"{event.order_id}:{event.status.value}")
-            hits.append(hit)
+            try:
+                hits.append(_order_hit(rule, event, account, side, now))
+            except Exception as exc:  # noqa: BLE001  (this rule's failure only)
+                skip([rule], exc)
         return hits
 
-    def balance(self, event: BalanceUpdate, now: datetime) -> list[Hit]:
+    def balance(self, event: BalanceUpdate, now: datetime, skip: Skip = _never) -> list[Hit]:
         """Hits of an account's balances changing, and the balances remembered."""
         account = _account(event)
         if account is None:
@@ -92,18 +90,37 @@ class AccountRules:
             for rule in rules:
                 if rule.extra and rule.extra != balance.currency:
                     continue
-                if not (_balance_fires(rule, before, after) and rule.may_fire(t)):
-                    continue
-                values = {
-                    "currency": balance.currency,
-                    "before": fmt(before),
-                    "after": fmt(after),
-                    "change": fmt(after - before),
-                    "amount": fmt(rule.a) if rule.a is not None else "",
-                    "account": str(account),
-                }
-                hits.append(rule.fire(now, values))
+                try:
+                    if not (_balance_fires(rule, before, after) and rule.may_fire(t)):
+                        continue
+                    values = {
+                        "currency": balance.currency,
+                        "before": fmt(before),
+                        "after": fmt(after),
+                        "change": fmt(after - before),
+                        "amount": fmt(rule.a) if rule.a is not None else "",
+                        "account": str(account),
+                    }
+                    hits.append(rule.fire(now, values))
+                except Exception as exc:  # noqa: BLE001  (this rule's failure only)
+                    skip([rule], exc)
         return hits
+
+
+def _order_hit(rule: Armed, event: Order, account: int, side: str | None, now: datetime) -> Hit:
+    values = {
+        "symbol": event.symbol,
+        "order_id": event.order_id,
+        "status": event.status.value,
+        "side": side or "",
+        "type": event.type or "",
+        "price": fmt(event.price) if event.price is not None else "",
+        "quantity": fmt(event.quantity) if event.quantity is not None else "",
+        "executed": fmt(event.executed_quantity) if event.executed_quantity else "0",
+        "average_price": fmt(event.average_price) if event.average_price else "",
+        "account": str(account),
+    }
+    return rule.fire(now, values, dedup=f"{event.order_id}:{event.status.value}")
 
 
 def _balance_fires(rule: Armed, before: Decimal, after: Decimal) -> bool:

@@ -5,11 +5,17 @@ need (last price per symbol and source, trailing windows, previous spreads; bala
 reported order statuses are with the account rules, in `alerts.engine.accounts`). A
 rule that fires with trigger `once` leaves the index at once, so it cannot fire twice while
 its firing is being recorded.
+
+One rule's failure is that rule's alone: an exception while evaluating it (arithmetic no
+bound foresaw, a bug) skips it for this push and is listed in `skipped` for the caller to
+count and log, and every other rule's hits stand. A symbol's last prices move on only once
+its push has been evaluated, so an event that fails as a whole leaves them where they were
+and the next push still finds the crossing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -33,6 +39,36 @@ def _inside(rule: Armed, price: Decimal) -> bool:
     return rule.a <= price <= rule.b
 
 
+def _crossing(
+    rule: Armed, previous: Decimal, price: Decimal, now: datetime, gap: bool
+) -> Hit | None:
+    """A price_cross or price_range rule's hit as the price went from `previous` to `price`."""
+    values = {"symbol": rule.symbol or "", "price": fmt(price), "source": rule.source}
+    values["previous"] = fmt(previous)
+    assert rule.a is not None
+    if rule.kind is RuleKind.PRICE_CROSS:
+        level = rule.a
+        if previous < level <= price:
+            way = "up"
+        elif price <= level < previous:
+            way = "down"
+        else:
+            return None
+        if rule.mode != "any" and rule.mode != way:
+            return None
+        values.update(level=fmt(level), direction=way)
+    else:
+        was, now_in = _inside(rule, previous), _inside(rule, price)
+        if was == now_in:
+            return None
+        edge = "enter" if now_in else "exit"
+        if rule.mode != "any" and rule.mode != edge:
+            return None
+        assert rule.b is not None
+        values.update(low=fmt(rule.a), high=fmt(rule.b), direction=edge)
+    return rule.fire(now, values, after_gap=gap)
+
+
 class Evaluator:
     """The rule index and the evaluation of every kind of feed event."""
 
@@ -44,6 +80,9 @@ class Evaluator:
         self.balances: dict[int, dict[str, Decimal]] = self.accounts.balances
         self.gaps: set[str] = set()
         self.disarmed: list[Armed] = []
+        # (rule id, error) of rules skipped by an error, for the caller to collect.
+        self.skipped: list[tuple[int, str]] = []
+        self.failed_events = 0
         self._levels: dict[Key, SortedRules] = {}
         self._percent: dict[Key, dict[tuple[int, str], SortedRules]] = {}
         self._windows: dict[tuple[str, str, int], Window] = {}
@@ -130,20 +169,12 @@ class Evaluator:
 
     def evaluate(self, event: FeedEvent, now: datetime) -> list[Hit]:
         """Every hit `event` causes at `now`; `once` rules that hit are disarmed."""
-        if isinstance(event, Ticker):
-            hits = self._ticker(event, now)
-        elif isinstance(event, Trade):
-            hits = self._trade(event, now)
-        elif isinstance(event, OrderBook):
-            hits = self._book(event, now)
-        elif isinstance(event, Candle):
-            hits = self._candle(event, now)
-        elif isinstance(event, Order):
-            hits = self.accounts.order(event, now)
-        elif isinstance(event, BalanceUpdate):
-            hits = self.accounts.balance(event, now)
-        else:
-            hits = []
+        try:
+            hits = self._hits(event, now)
+        except Exception as exc:  # noqa: BLE001  (an event no rule could be blamed for)
+            self.failed_events += 1
+            self.skipped.append((0, f"{type(event).__name__}: {type(exc).__name__}"))
+            return []
         for hit in hits:
             if hit.once:
                 gone = self.remove(hit.rule_id)
@@ -151,18 +182,36 @@ class Evaluator:
                     self.disarmed.append(gone)
         return hits
 
+    def _hits(self, event: FeedEvent, now: datetime) -> list[Hit]:
+        if isinstance(event, Ticker):
+            return self._ticker(event, now)
+        if isinstance(event, Trade):
+            return self._trade(event, now)
+        if isinstance(event, OrderBook):
+            return self._book(event, now)
+        if isinstance(event, Candle):
+            return self._candle(event, now)
+        if isinstance(event, Order):
+            return self.accounts.order(event, now, self._skip)
+        if isinstance(event, BalanceUpdate):
+            return self.accounts.balance(event, now, self._skip)
+        return []
+
+    def _skip(self, rules: Sequence[Armed], exc: Exception) -> None:
+        """These rules' evaluation raised: they miss this push, the others do not."""
+        error = type(exc).__name__
+        self.skipped.extend((rule.id, error) for rule in rules)
+
     def _ticker(self, event: Ticker, now: datetime) -> list[Hit]:
         symbol, hits = event.symbol, []
         gap = symbol in self.gaps
-        if gap:
-            self.gaps.discard(symbol)
         t = now.timestamp()
+        seen: list[tuple[Key, Decimal]] = []
         for source, price in zip(_SOURCES, (event.last, event.bid, event.ask), strict=True):
             if price is None:
                 continue
             key = (symbol, source)
             previous = self.prices.get(key)
-            self.prices[key] = price
             if previous is not None and previous != price:
                 index = self._levels.get(key)
                 if index is not None and index.rules:
@@ -170,6 +219,11 @@ class Evaluator:
             groups = self._percent.get(key)
             if groups:
                 hits += self._moves(symbol, source, groups, price, t, now)
+            seen.append((key, price))
+        # Evaluated: only now do the prices move on (and the gap, if any, is over).
+        self.prices.update(seen)
+        if gap:
+            self.gaps.discard(symbol)
         return hits
 
     def _crossings(
@@ -188,30 +242,13 @@ class Evaluator:
             if rule.id in seen or not rule.may_fire(t):
                 continue
             seen.add(rule.id)
-            values = {"symbol": rule.symbol or "", "price": fmt(price), "source": rule.source}
-            values["previous"] = fmt(previous)
-            assert rule.a is not None
-            if rule.kind is RuleKind.PRICE_CROSS:
-                level = rule.a
-                if previous < level <= price:
-                    way = "up"
-                elif price <= level < previous:
-                    way = "down"
-                else:
-                    continue
-                if rule.mode != "any" and rule.mode != way:
-                    continue
-                values.update(level=fmt(level), direction=way)
-            else:
-                was, now_in = _inside(rule, previous), _inside(rule, price)
-                if was == now_in:
-                    continue
-                edge = "enter" if now_in else "exit"
-                if rule.mode != "any" and rule.mode != edge:
-                    continue
-                assert rule.b is not None
-                values.update(low=fmt(rule.a), high=fmt(rule.b), direction=edge)
-            hits.append(rule.fire(now, values, after_gap=gap))
+            try:
+                hit = _crossing(rule, previous, price, now, gap)
+            except Exception as exc:  # noqa: BLE001  (this rule's failure only)
+                self._skip([rule], exc)
+                continue
+            if hit is not None:
+                hits.append(hit)
         return hits
 
     def _moves(
@@ -228,35 +265,43 @@ class Evaluator:
         for (seconds, direction), index in groups.items():
             if not index.rules:
                 continue
-            if seconds not in extremes:
-                window = self._windows.get((symbol, source, seconds))
-                if window is None:
-                    window = self._windows[(symbol, source, seconds)] = Window(seconds)
-                extremes[seconds] = window.push(t, price)
-            lowest, highest = extremes[seconds]
-            rise = (price - lowest) / lowest * _HUNDRED if lowest > 0 else Decimal(0)
-            fall = (highest - price) / highest * _HUNDRED if highest > 0 else Decimal(0)
-            if direction == "up" or (direction == "any" and rise >= fall):
-                move, reference, way = rise, lowest, "up"
-            else:
-                move, reference, way = fall, highest, "down"
-            if move <= 0:
+            try:
+                if seconds not in extremes:
+                    window = self._windows.get((symbol, source, seconds))
+                    if window is None:
+                        window = self._windows[(symbol, source, seconds)] = Window(seconds)
+                    extremes[seconds] = window.push(t, price)
+                lowest, highest = extremes[seconds]
+                rise = (price - lowest) / lowest * _HUNDRED if lowest > 0 else Decimal(0)
+                fall = (highest - price) / highest * _HUNDRED if highest > 0 else Decimal(0)
+                if direction == "up" or (direction == "any" and rise >= fall):
+                    move, reference, way = rise, lowest, "up"
+                else:
+                    move, reference, way = fall, highest, "down"
+                if move <= 0:
+                    continue
+                candidates = index.at_most(move)
+            except Exception as exc:  # noqa: BLE001  (the rules of this window only)
+                self._skip(index.rules, exc)
                 continue
-            for rule in index.at_most(move):
+            for rule in candidates:
                 if not rule.may_fire(t):
                     continue
-                signed = move if way == "up" else -move
-                values = {
-                    "symbol": symbol,
-                    "price": fmt(price),
-                    "source": source,
-                    "percent": fmt(rule.a or Decimal(0)),
-                    "change": fmt(signed.quantize(Decimal("0.01"))),
-                    "window": str(seconds),
-                    "direction": way,
-                    "reference": fmt(reference),
-                }
-                hits.append(rule.fire(now, values))
+                try:
+                    signed = move if way == "up" else -move
+                    values = {
+                        "symbol": symbol,
+                        "price": fmt(price),
+                        "source": source,
+                        "percent": fmt(rule.a or Decimal(0)),
+                        "change": fmt(signed.quantize(Decimal("0.01"))),
+                        "window": str(seconds),
+                        "direction": way,
+                        "reference": fmt(reference),
+                    }
+                    hits.append(rule.fire(now, values))
+                except Exception as exc:  # noqa: BLE001  (this rule's failure only)
+                    self._skip([rule], exc)
         return hits
 
     def _trade(self, event: Trade, now: datetime) -> list[Hit]:
@@ -274,14 +319,17 @@ class Evaluator:
                 continue
             if not rule.may_fire(t):
                 continue
-            values = {
-                "symbol": event.symbol,
-                "price": fmt(event.price),
-                "quantity": fmt(event.quantity),
-                "notional": fmt(notional),
-                "side": side or "",
-            }
-            hits.append(rule.fire(now, values, dedup=event.trade_id))
+            try:
+                values = {
+                    "symbol": event.symbol,
+                    "price": fmt(event.price),
+                    "quantity": fmt(event.quantity),
+                    "notional": fmt(notional),
+                    "side": side or "",
+                }
+                hits.append(rule.fire(now, values, dedup=event.trade_id))
+            except Exception as exc:  # noqa: BLE001  (this rule's failure only)
+                self._skip([rule], exc)
         return hits
 
     def _book(self, event: OrderBook, now: datetime) -> list[Hit]:
@@ -298,14 +346,17 @@ class Evaluator:
         for rule in index.from_up_to(previous, spread):
             if not rule.may_fire(t):
                 continue
-            values = {
-                "symbol": event.symbol,
-                "bid": fmt(bid),
-                "ask": fmt(ask),
-                "spread": fmt(ask - bid),
-                "percent": fmt(spread.quantize(Decimal("0.0001"))),
-            }
-            hits.append(rule.fire(now, values))
+            try:
+                values = {
+                    "symbol": event.symbol,
+                    "bid": fmt(bid),
+                    "ask": fmt(ask),
+                    "spread": fmt(ask - bid),
+                    "percent": fmt(spread.quantize(Decimal("0.0001"))),
+                }
+                hits.append(rule.fire(now, values))
+            except Exception as exc:  # noqa: BLE001  (this rule's failure only)
+                self._skip([rule], exc)
         return hits
 
     def _candle(self, event: Candle, now: datetime) -> list[Hit]:
@@ -326,14 +377,17 @@ class Evaluator:
         for rule in candidates:
             if not rule.may_fire(t):
                 continue
-            values = {
-                "symbol": event.symbol,
-                "price": fmt(event.close),
-                "close": fmt(event.close),
-                "open": fmt(event.open),
-                "interval": event.interval,
-                "level": fmt(rule.a or Decimal(0)),
-                "direction": str(rule.mode),
-            }
-            hits.append(rule.fire(now, values, dedup=f"{event.interval}:{opened}"))
+            try:
+                values = {
+                    "symbol": event.symbol,
+                    "price": fmt(event.close),
+                    "close": fmt(event.close),
+                    "open": fmt(event.open),
+                    "interval": event.interval,
+                    "level": fmt(rule.a or Decimal(0)),
+                    "direction": str(rule.mode),
+                }
+                hits.append(rule.fire(now, values, dedup=f"{event.interval}:{opened}"))
+            except Exception as exc:  # noqa: BLE001  (this rule's failure only)
+                self._skip([rule], exc)
         return hits

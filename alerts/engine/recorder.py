@@ -11,6 +11,12 @@ writer: SQLite has only one, and the order of writes is what keeps prices and hi
 With a `Handoff` (in `alerts run`, the delivery worker of this process), the write adds the
 new deliveries already claimed (leased) for it, in the same transaction, and hands them over
 as it commits: the worker sends them without a claim of its own or a poll.
+
+One bad row never holds up the others. When a write fails and the database still answers,
+the batch is written again one hit (and one price, one account's balances) at a time, and
+what fails even alone goes to `dead_letters` with its error (see `deadletters`). When the
+database does not answer, everything waits for the next attempt, and `failing_for` tells
+the health check how long that has lasted.
 """
 
 from __future__ import annotations
@@ -19,20 +25,18 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from alerts.db.driver import Cursor, marks
-from alerts.db.models import EngineState, Rule, User
-from alerts.db.models import Ticker as TickerRow
-from alerts.db.outbox import NewEvent, record_events, route, rule_destinations
 from alerts.db.queue import Job
+from alerts.db.recording import record, record_claimed
 from alerts.db.session import Database
-from alerts.domain.events import Ticker, utc
+from alerts.domain.events import Ticker
 from alerts.domain.hits import Hit
+from alerts.engine import deadletters
 
 logger = logging.getLogger("alerts.engine")
 
@@ -72,6 +76,10 @@ class Recorder:
         self.handoff = handoff
         self.batch = batch
         self.recorded = 0
+        self.failures = 0  # writes that failed (each then retried, or split up)
+        self.dead_lettered = 0  # hits, prices and balances kept in dead_letters
+        self._dead_at: deque[float] = deque(maxlen=10_000)
+        self._failing_since: float | None = None
         self._hits: list[Hit] = []
         self._prices: dict[str, Ticker] = {}
         self._accounts: set[int] = set()
@@ -90,6 +98,17 @@ class Recorder:
         """An account whose balances changed, to persist periodically."""
         self._accounts.add(account)
 
+    @property
+    def failing_for(self) -> float:
+        """Seconds since recording started failing (the database not answering); 0 if not."""
+        since = self._failing_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def dead_letters_since(self, seconds: float) -> int:
+        """How many things went to `dead_letters` in the last `seconds`."""
+        cutoff = time.monotonic() - seconds
+        return sum(1 for at in self._dead_at if at >= cutoff)
+
     async def run(self, stopping: asyncio.Event) -> None:
         """Write hits as they come and the rest every `interval`, until `stopping` is set."""
         due = time.monotonic() + self.interval
@@ -106,8 +125,14 @@ class Recorder:
                     await self._write_state()
                     due = time.monotonic() + self.interval
             except Exception:
-                logger.exception("recording hits failed; retrying")
+                if self._failing_since is None:
+                    self._failing_since = time.monotonic()
+                    logger.exception("recording failed: the database does not answer; retrying")
                 await asyncio.sleep(self.retry_delay)
+            else:
+                if self._failing_since is not None:
+                    logger.warning("recording works again after %.0f s", self.failing_for)
+                self._failing_since = None
 
     async def flush(self) -> None:
         """Write everything pending, in one transaction (on stopping, and for tests)."""
@@ -136,178 +161,137 @@ class Recorder:
         if not (hits or prices or accounts):
             return
         balances = {a: dict(self.balances.get(a, {})) for a in accounts}
-        handoff, now = self.handoff, self.clock()
+        now = self.clock()
         try:
-            if handoff is None:
-                await self.db.call(record, self.db, hits, prices, balances, now)
-            else:
-                jobs = await self.db.call(
-                    record_claimed, self.db, hits, prices, balances, now, handoff.lease
-                )
+            jobs = await self._record(hits, prices, balances, now)
         except Exception:
-            # Keep everything for the next attempt; newer prices win over the retried ones.
-            self._hits[:0] = hits
-            self._prices = {**prices, **self._prices}
-            self._accounts |= accounts
-            raise
-        self.recorded += len(hits)
-        if handoff is not None and jobs:
-            handoff.take(jobs)
+            self.failures += 1
+            if not await self.db.call(deadletters.database_answers, self.db):
+                self._retry_later(hits, prices, balances)
+                raise
+            jobs = await self._one_by_one(hits, prices, balances, now)
+        else:
+            self.recorded += len(hits)
+        self._hand_over(jobs)
 
-
-_TICKERS = TickerRow.metadata.tables["tickers"]
-_STATE = EngineState.metadata.tables["engine_state"]
-_RULES = Rule.metadata.tables["rules"]
-_USERS = User.metadata.tables["users"]
-
-# SQL on the driver (see alerts.db.driver): this write is the one an alert waits for.
-_RULE_ROWS = (
-    "SELECT r.id, r.user_id, r.name, r.kind, r.message, u.muted_until FROM rules r"
-    " JOIN users u ON u.id = r.user_id WHERE r.enabled AND r.id IN ({})"
-)
-_SEEN = "SELECT rule_id, dedup_key FROM events WHERE rule_id IN ({}) AND dedup_key IN ({})"
-_FIRED = "UPDATE rules SET fire_count = fire_count + 1, last_fired_at = ? WHERE id = ?"
-_DISABLED = "UPDATE rules SET enabled = FALSE, updated_at = ? WHERE id = ?"
-_TICKER_COLUMNS = (
-    "symbol", "last", "bid", "ask", "change_percent", "exchange_time", "updated_at"
-)  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class _RuleRow:
-    id: int
-    user_id: int
-    name: str
-    kind: str
-    message: str | None
-    muted_until: datetime | None
-
-
-def _fresh(cursor: Cursor, hits: list[Hit]) -> list[tuple[Hit, _RuleRow]]:
-    """The hits to record, each with its rule's row: not those of rules deleted or paused
-    since evaluation, nor occurrences already recorded (e.g. before a restart)."""
-    ids = sorted({h.rule_id for h in hits})
-    muted = cursor.from_driver(_USERS.c.muted_until)
-    rules = {
-        rule_id: _RuleRow(rule_id, user_id, name, kind, message, muted(until))
-        for rule_id, user_id, name, kind, message, until in cursor.rows(
-            _RULE_ROWS.format(marks(len(ids))), ids
+    async def _record(
+        self,
+        hits: list[Hit],
+        prices: Mapping[str, Ticker],
+        balances: Mapping[int, Mapping[str, Decimal]],
+        now: datetime,
+    ) -> list[Job]:
+        handoff = self.handoff
+        if handoff is None:
+            await self.db.call(record, self.db, hits, prices, balances, now)
+            return []
+        return await self.db.call(
+            record_claimed, self.db, hits, prices, balances, now, handoff.lease
         )
-    }
-    keyed = [(h.rule_id, h.dedup_key) for h in hits if h.dedup_key is not None]
-    seen: set[tuple[int, str]] = set()
-    if keyed:
-        rule_ids, keys = sorted({r for r, _ in keyed}), sorted({k for _, k in keyed})
-        sql = _SEEN.format(marks(len(rule_ids)), marks(len(keys)))
-        seen = {(r, k) for r, k in cursor.rows(sql, [*rule_ids, *keys])}
-    fresh: list[tuple[Hit, _RuleRow]] = []
-    disabled: set[int] = set()
-    for hit in hits:
-        rule = rules.get(hit.rule_id)
-        if rule is None or hit.rule_id in disabled:
-            continue
-        if hit.dedup_key is not None:
-            if (hit.rule_id, hit.dedup_key) in seen:
+
+    def _hand_over(self, jobs: list[Job]) -> None:
+        if self.handoff is not None and jobs:
+            self.handoff.take(jobs)
+
+    def _retry_later(
+        self,
+        hits: list[Hit],
+        prices: Mapping[str, Ticker],
+        balances: Mapping[int, Mapping[str, Decimal]],
+    ) -> None:
+        # Kept for the next attempt; newer prices and balances win over the retried ones.
+        self._hits[:0] = hits
+        self._prices = {**prices, **self._prices}
+        self._accounts |= set(balances)
+
+    async def _one_by_one(
+        self,
+        hits: list[Hit],
+        prices: dict[str, Ticker],
+        balances: dict[int, dict[str, Decimal]],
+        now: datetime,
+    ) -> list[Job]:
+        """The batch again, a hit (with its own price or balances) at a time, then the other
+        prices and balances one by one; what fails alone is dead-lettered. If the database
+        stops answering meanwhile, what is left waits for the next attempt."""
+        jobs: list[Job] = []
+        for i, hit in enumerate(hits):
+            own = {hit.symbol: prices.pop(hit.symbol)} if hit.symbol in prices else {}
+            account = hit.values.get("account") if hit.kind == "balance" else None
+            mine = {int(account): balances.pop(int(account))} if account in _keys(balances) else {}
+            try:
+                jobs += await self._record([hit], own, mine, now)
+                self.recorded += 1
                 continue
-            seen.add((hit.rule_id, hit.dedup_key))
-        if hit.once:
-            disabled.add(hit.rule_id)  # recorded once; a second hit in the batch is too late
-        fresh.append((hit, rule))
-    return fresh
-
-
-def _record_hits(
-    cursor: Cursor, hits: list[Hit], now: datetime, lease_until: datetime | None
-) -> list[Job]:
-    """Events, deliveries and rule state for a batch of hits, in a fixed handful of
-    statements; returns the new deliveries' jobs (see `record_events`)."""
-    fresh = _fresh(cursor, hits)
-    if not fresh:
-        return []
-    named = rule_destinations(cursor, {rule.id for _, rule in fresh})
-    owners = {i: (rule.user_id, named.get(rule.id, [])) for i, (_, rule) in enumerate(fresh)}
-    targets = route(cursor, owners)
-    jobs = record_events(
-        cursor,
-        [
-            NewEvent(
-                user_id=rule.user_id,
-                rule_id=rule.id,
-                rule_name=rule.name,
-                kind=rule.kind,
-                symbol=hit.symbol,
-                values={**hit.values, "rule": rule.name, "kind": rule.kind},
-                targets=targets[i],
-                fired_at=hit.fired_at,
-                after_gap=hit.after_gap,
-                dedup_key=hit.dedup_key,
-                template=rule.message,
-                muted_until=rule.muted_until,
-            )
-            for i, (hit, rule) in enumerate(fresh)
-        ],
-        now=now,
-        lease_until=lease_until,
-    )
-    at = cursor.to_driver(_RULES.c.last_fired_at)
-    cursor.many(_FIRED, [(at(hit.fired_at), hit.rule_id) for hit, _ in fresh])
-    once = [(at(hit.fired_at), hit.rule_id) for hit, _ in fresh if hit.once]
-    if once:
-        cursor.many(_DISABLED, once)
-    return jobs
-
-
-def record(
-    db: Database,
-    hits: list[Hit],
-    prices: Mapping[str, Ticker],
-    balances: Mapping[int, Mapping[str, Decimal]],
-    now: datetime,
-) -> list[int]:
-    """Record hits (events, deliveries, rule state) and the state they came from, atomically;
-    returns the ids of the deliveries it created."""
-    with db.writing() as session:
-        jobs = _record(Cursor(session), hits, prices, balances, now)
-        session.commit()
-        return [j.delivery_id for j in jobs]
-
-
-def record_claimed(
-    db: Database,
-    hits: list[Hit],
-    prices: Mapping[str, Ticker],
-    balances: Mapping[int, Mapping[str, Decimal]],
-    now: datetime,
-    lease: timedelta,
-) -> list[Job]:
-    """`record`, with the new deliveries added claimed, leased until now + lease; returns
-    their jobs (those of a muted owner are held instead, as any claim does)."""
-    with db.writing() as session:
-        jobs = _record(Cursor(session), hits, prices, balances, now, lease_until=now + lease)
-        session.commit()
+            except Exception as exc:
+                if not await self._dead(exc, hit=hit):
+                    self._hand_over(jobs)
+                    self._retry_later(hits[i:], {**own, **prices}, {**mine, **balances})
+                    raise
+            prices.update(own)  # the hit is kept; its price and balances may still be written
+            balances.update(mine)
+        # Then every other price, and every account's balances, alone.
+        singles: list[tuple[str, dict[str, Ticker], dict[int, dict[str, Decimal]]]] = [
+            *(("price", {symbol: ticker}, {}) for symbol, ticker in prices.items()),
+            *(("balances", {}, {account: values}) for account, values in balances.items()),
+        ]
+        for n, (kind, price, balance) in enumerate(singles):
+            try:
+                await self._record([], price, balance, now)
+            except Exception as exc:
+                symbol = next(iter(price), None)
+                kept = _ticker_values(price[symbol]) if symbol else _balance_values(balance)
+                if not await self._dead(exc, kind=kind, symbol=symbol, values=kept):
+                    self._hand_over(jobs)
+                    left = singles[n:]
+                    self._retry_later(
+                        [],
+                        {k: v for _, p, _ in left for k, v in p.items()},
+                        {k: v for _, _, b in left for k, v in b.items()},
+                    )
+                    raise
         return jobs
 
+    async def _dead(
+        self,
+        exc: Exception,
+        *,
+        hit: Hit | None = None,
+        kind: str = "price",
+        symbol: str | None = None,
+        values: Mapping[str, object] = {},
+    ) -> bool:
+        """Dead-letter what failed on its own; False if the database stopped answering
+        (then nothing was kept, and the caller keeps it for later)."""
+        self.failures += 1
+        if not await self.db.call(deadletters.database_answers, self.db):
+            return False
+        try:
+            await self.db.call(
+                deadletters.write,
+                self.db,
+                kind="hit" if hit is not None else kind,
+                rule_id=hit.rule_id if hit is not None else None,
+                symbol=hit.symbol if hit is not None else symbol,
+                values=dict(hit.values if hit is not None else values),
+                error=exc,
+                now=self.clock(),
+            )
+        except Exception:  # the row is cleaned to fit, so this is a bug: say so, go on
+            logger.exception("could not even dead-letter a %s; it is dropped", kind)
+        self.dead_lettered += 1
+        self._dead_at.append(time.monotonic())
+        return True
 
-def _record(
-    cursor: Cursor,
-    hits: list[Hit],
-    prices: Mapping[str, Ticker],
-    balances: Mapping[int, Mapping[str, Decimal]],
-    now: datetime,
-    *,
-    lease_until: datetime | None = None,
-) -> list[Job]:
-    jobs = _record_hits(cursor, hits, now, lease_until) if hits else []
-    if prices:
-        tickers = [
-            (t.symbol, t.last, t.bid, t.ask, t.day and t.day.change_percent, utc(t.timestamp), now)
-            for t in prices.values()
-        ]
-        cursor.insert(_TICKERS, _TICKER_COLUMNS, tickers, key="symbol")
-    if balances:
-        state = [
-            (f"balances:{account}", {k: format(v, "f") for k, v in values.items()}, now)
-            for account, values in balances.items()
-        ]
-        cursor.insert(_STATE, ("key", "value", "updated_at"), state, key="key")
-    return jobs
+
+def _keys(balances: Mapping[int, object]) -> set[str]:
+    return {str(a) for a in balances}
+
+
+def _ticker_values(ticker: Ticker) -> dict[str, object]:
+    return {"last": ticker.last, "bid": ticker.bid, "ask": ticker.ask}
+
+
+def _balance_values(balances: Mapping[int, Mapping[str, Decimal]]) -> dict[str, object]:
+    account, values = next(iter(balances.items()))
+    return {"account": account, **values}

@@ -28,6 +28,7 @@ from alerts.engine import staleness, store
 from alerts.engine.armed import Armed
 from alerts.engine.evaluate import Evaluator
 from alerts.engine.recorder import Handoff, Recorder
+from alerts.engine.refusals import Refusals
 from alerts.engine.staleness import StalenessWatch
 from alerts.feed import FeedClient, FeedConfig, Subscription
 from alerts.feed.errors import AuthRejected, RequestRejected
@@ -38,10 +39,22 @@ from alerts.security import SecretBox, SecretsUnavailable, UndecryptableSecret
 logger = logging.getLogger("alerts.engine")
 
 _CHANGES_KEPT = timedelta(hours=1)
+_LOG_SKIPPED_EVERY = 60.0  # seconds, per rule
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class EngineHealth:
+    """What went wrong so far, for metrics and the health check."""
+
+    rules_skipped: int
+    recorder_failures: int
+    dead_lettered: int
+    failing_for: float
+    dead_letters_last_minute: int
 
 
 @dataclass
@@ -54,6 +67,7 @@ class EngineConfig:
     orderbook_depth: int = 5
     retry_delay: float = 1.0
     symbol_stale_after: float = 300.0
+    refusals: Callable[[], Refusals] = Refusals  # refused subscriptions' backoff and budget
 
 
 def subscription_for(rule: Armed, depth: int) -> Subscription | None:
@@ -87,10 +101,13 @@ class Engine:
         self.box = box
         self.clock = clock
         self.evaluator = Evaluator()
+        self.refusals = config.refusals()
         self.public = FeedClient(
             replace(config.feed, name="public", token=None, account=None),
             self._on_event,
             on_disconnect=self._feed_lost,
+            on_refused=self.refusals.refused,
+            on_subscribed=self.refusals.subscribed,
         )
         self.private: dict[int, FeedClient] = {}
         self.recorder = Recorder(
@@ -111,6 +128,8 @@ class Engine:
         self._private_tasks: dict[int, asyncio.Task[None]] = {}
         self.staleness = StalenessWatch(config.symbol_stale_after)
         self._evaluated, self._evaluating = 0, 0.0
+        self.rules_skipped = 0  # rule evaluations skipped because they raised
+        self._skip_logged: dict[int, float] = {}
 
     # --- rules in and out ----------------------------------------------------------------
 
@@ -156,6 +175,8 @@ class Engine:
             for rule in self.evaluator.disarmed:
                 self._count(rule, -1)
             self.evaluator.disarmed.clear()
+        if self.evaluator.skipped:
+            self._note_skipped(event)
         if isinstance(event, Ticker):
             self.recorder.ticker(event)
         elif isinstance(event, BalanceUpdate) and event.account and event.account.isdigit():
@@ -164,6 +185,24 @@ class Engine:
             self.recorder.add(hits)
             for hit in hits:
                 FIRINGS.labels(hit.kind).inc()
+
+    def _note_skipped(self, event: FeedEvent) -> None:
+        """Count the rules this push skipped by an error; log each at most once a minute."""
+        now = time.monotonic()
+        for rule_id, error in self.evaluator.skipped:
+            self.rules_skipped += 1
+            if now - self._skip_logged.get(rule_id, -_LOG_SKIPPED_EVERY) >= _LOG_SKIPPED_EVERY:
+                if len(self._skip_logged) > 10_000:
+                    self._skip_logged.clear()
+                self._skip_logged[rule_id] = now
+                logger.error(
+                    "rule %s skipped on a %s push of %s: %s (the other rules stand)",
+                    rule_id or "(none)",
+                    type(event).__name__,
+                    getattr(event, "symbol", None),
+                    error,
+                )
+        self.evaluator.skipped.clear()
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -245,6 +284,18 @@ class Engine:
         """Pushes evaluated so far, and the seconds that took."""
         return self._evaluated, self._evaluating
 
+    @property
+    def health(self) -> EngineHealth:
+        """Its errors so far: rules skipped, writes failed, dead letters."""
+        recorder = self.recorder
+        return EngineHealth(
+            rules_skipped=self.rules_skipped,
+            recorder_failures=recorder.failures,
+            dead_lettered=recorder.dead_lettered,
+            failing_for=recorder.failing_for,
+            dead_letters_last_minute=recorder.dead_letters_since(60.0),
+        )
+
     def feed_states(self) -> list[FeedState]:
         """The public connection's state and each account connection's."""
         return [self.public.state, *(client.state for client in self.private.values())]
@@ -274,6 +325,7 @@ class Engine:
             try:
                 await self._apply_changes()
                 await self._sync()
+                await self._report_symbols()
                 await self._tell_staleness()
                 if time.monotonic() - pruned > 600:
                     pruned = time.monotonic()
@@ -309,12 +361,21 @@ class Engine:
         for sub in current - wanted:
             await self.public.unsubscribe(sub)
         for sub in wanted - current:
-            try:
+            if not self.refusals.may_ask(sub):
+                continue  # refused before: its backoff, or the retry budget, says not yet
+            with contextlib.suppress(RequestRejected):  # the client logs it, refusals count it
                 await self.public.subscribe(sub)
-            except RequestRejected as exc:
-                logger.warning("cannot subscribe %s %s: %s", sub.channel, sub.symbol, exc)
         for sub in [s for s, n in self._subs.items() if n <= 0]:
             del self._subs[sub]
+            self.refusals.forget(sub)
+
+    async def _report_symbols(self) -> None:
+        """Store the symbol statuses refusals found (and tell the rules' owners, once)."""
+        reports = self.refusals.to_report
+        for symbol, status in list(reports.items()):
+            await asyncio.to_thread(store.report_symbol, self.db, symbol, status, self.clock())
+            if reports.get(symbol, "") == status:  # (unless it changed meanwhile)
+                del reports[symbol]
 
     async def _sync_accounts(self) -> None:
         wanted = {a for a, n in self._accounts.items() if n > 0}

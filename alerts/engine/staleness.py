@@ -8,11 +8,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlmodel import col, select
-
-from alerts.db.models import Rule
-from alerts.db.outbox import delivery_targets, record_event
 from alerts.db.session import Database
+from alerts.engine.store import tell_followers
 
 logger = logging.getLogger("alerts.engine")
 STALE = "feed_stale"
@@ -58,26 +55,16 @@ class StalenessWatch:
 def notify(db: Database, symbol: str, kind: str, quiet_for: float, now: datetime) -> int:
     """Tell each user with an enabled rule on `symbol` (in their own chat); how many."""
     with db.writing() as session:
-        users = session.exec(
-            select(Rule.user_id).where(Rule.symbol == symbol, col(Rule.enabled)).distinct()
-        ).all()
-        for user_id in users:
-            record_event(
-                session,
-                user_id=user_id,
-                rule_id=None,
-                rule_name=f"{symbol} feed",
-                kind=kind,
-                symbol=symbol,
-                values={"symbol": symbol, "seconds": str(int(quiet_for))},
-                destination_ids=delivery_targets(session, user_id, []),
-                now=now,
-            )
+        told = tell_followers(
+            session,
+            symbol,
+            kind=kind,
+            rule_name=f"{symbol} feed",
+            values={"symbol": symbol, "seconds": str(int(quiet_for))},
+            now=now,
+        )
         session.commit()
     logger.warning(
-        "%s: %s, %d user(s) told",
-        symbol,
-        "no prices" if kind == STALE else "prices again",
-        len(users),
+        "%s: %s, %d user(s) told", symbol, "no prices" if kind == STALE else "prices again", told
     )
-    return len(users)
+    return told

@@ -13,9 +13,9 @@ from typing import Any
 import msgspec
 from sqlalchemy import delete, func
 from sqlalchemy import select as sa_select
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
-from alerts.db.models import Account, EngineState, Rule, RuleChange
+from alerts.db.models import Account, EngineState, Rule, RuleChange, SymbolStatus
 from alerts.db.models import Ticker as TickerRow
 from alerts.db.outbox import delivery_targets, record_event
 from alerts.db.session import Database
@@ -191,3 +191,67 @@ def prune_changes(db: Database, before: datetime) -> None:
     with db.session() as session:
         session.execute(delete(RuleChange).where(col(RuleChange.changed_at) < before))
         session.commit()
+
+
+SYMBOL_REFUSED = "symbol_refused"
+
+
+def report_symbol(db: Database, symbol: str, status: str | None, now: datetime) -> int:
+    """Store a symbol's status (None: it streams again, so clear it). The first time a symbol
+    gets a status, each user with an enabled rule on it is told, once, in their own chat;
+    returns how many were told."""
+    with db.writing() as session:
+        row = session.get(SymbolStatus, symbol)
+        if status is None:
+            if row is not None:
+                session.delete(row)
+                session.commit()
+                logger.info("%s streams again; its status is cleared", symbol)
+            return 0
+        if row is not None:
+            if row.status != status:
+                row.status = status
+                session.add(row)
+                session.commit()
+            return 0
+        session.add(SymbolStatus(symbol=symbol, status=status, since=now))
+        told = tell_followers(
+            session,
+            symbol,
+            kind=SYMBOL_REFUSED,
+            rule_name=f"{symbol} on the exchange",
+            values={"symbol": symbol, "status": status},
+            now=now,
+        )
+        session.commit()
+    logger.warning("%s: %s; %d user(s) told", symbol, status, told)
+    return told
+
+
+def tell_followers(
+    session: Session,
+    symbol: str,
+    *,
+    kind: str,
+    rule_name: str,
+    values: dict[str, str],
+    now: datetime,
+) -> int:
+    """An event about `symbol` for each user with an enabled rule on it, to their own chat
+    (the caller commits); how many users."""
+    users = session.exec(
+        select(Rule.user_id).where(Rule.symbol == symbol, col(Rule.enabled)).distinct()
+    ).all()
+    for user_id in users:
+        record_event(
+            session,
+            user_id=user_id,
+            rule_id=None,
+            rule_name=rule_name,
+            kind=kind,
+            symbol=symbol,
+            values=values,
+            destination_ids=delivery_targets(session, user_id, []),
+            now=now,
+        )
+    return len(users)

@@ -52,7 +52,7 @@ T = TypeVar("T")
 
 # Errors after which reconnecting may help; anything else is a bug and propagates.
 _RECOVERABLE = (OSError, TimeoutError, FeedError, WebSocketException)
-_WARN_EVERY = 10.0
+_WARN_EVERY = 60.0  # per channel and reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,8 @@ class FeedClient:
         *,
         on_ready: Callable[[], None] | None = None,
         on_disconnect: Callable[[], None] | None = None,
+        on_refused: Callable[[Subscription, RequestRejected], None] | None = None,
+        on_subscribed: Callable[[Subscription], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
@@ -91,6 +93,8 @@ class FeedClient:
         self._sink = sink
         self._on_ready = on_ready
         self._on_disconnect = on_disconnect
+        self._on_refused = on_refused
+        self._on_subscribed = on_subscribed
         self._rng = rng or random.Random()
         self._desired: dict[Subscription, None] = {}
         self._active: set[Subscription] = set()
@@ -104,7 +108,7 @@ class FeedClient:
         self._stats: dict[str, ChannelStats] = {
             name: self.state.channel(name) for name in (*protocol.CHANNELS, UNKNOWN_CHANNEL)
         }
-        self._warned_at: dict[str, float] = {}
+        self._warned_at: dict[tuple[str, str], float] = {}
 
     @property
     def subscriptions(self) -> frozenset[Subscription]:
@@ -295,12 +299,16 @@ class FeedClient:
             return
         self._active.add(sub)
         self.state.failed_subscriptions.pop(_label(sub), None)
+        if self._on_subscribed is not None:
+            self._on_subscribed(sub)
 
     def _reject(self, sub: Subscription, exc: RequestRejected) -> None:
         self.state.failed_subscriptions[_label(sub)] = str(exc)
         if not isinstance(exc, SymbolUnavailable):
             self._desired.pop(sub, None)  # can never succeed; a temporary refusal is kept
         logger.warning("%s: subscription %s refused: %s", self.config.name, _label(sub), exc)
+        if self._on_refused is not None:
+            self._on_refused(sub, exc)
 
     async def _keepalive(self, ws: ClientConnection) -> None:
         cfg = self.config
@@ -384,7 +392,7 @@ class FeedClient:
             message = protocol.decode_frame(raw)
         except ValueError:
             self.state.invalid_frames += 1
-            self._warn(UNKNOWN_CHANNEL, "frame is not valid JSON")
+            self._warn(UNKNOWN_CHANNEL, "frame is not valid JSON", self.state.invalid_frames)
             return
         if type(message) is dict:
             method = message.get("method")
@@ -402,11 +410,17 @@ class FeedClient:
         channel = named if type(named) is str and named in self._stats else UNKNOWN_CHANNEL
         stats = self._stats[channel]
         stats.pushes += 1
+        refused: list[str] = []
         try:
-            events = protocol.parse_push(params, self.config.account)
+            events = protocol.parse_push(params, self.config.account, refused)
         except PayloadError as exc:
-            stats.unparseable += 1
-            self._warn(channel, str(exc))
+            refused.append(exc.reason)
+            events = []
+        for reason in refused:
+            self._warn(channel, reason, stats.refuse(reason))
+        if not events:
+            if refused:
+                stats.unparseable += 1
             return
         stats.events += len(events)
         self._deliver(channel, events)
@@ -434,19 +448,13 @@ class FeedClient:
         else:
             future.set_result(message.get("result"))
 
-    def _warn(self, channel: str, reason: str) -> None:
-        """Log an unparseable frame, at most once per channel every few seconds."""
-        now = time.monotonic()
-        if now - self._warned_at.get(channel, -_WARN_EVERY) >= _WARN_EVERY:
-            self._warned_at[channel] = now
-            stats = self._stats.get(channel)
-            count = stats.unparseable if stats is not None else self.state.invalid_frames
+    def _warn(self, channel: str, reason: str, count: int) -> None:
+        """Log a refused push or element, at most once a minute per channel and reason."""
+        now, key = time.monotonic(), (channel, reason)
+        if now - self._warned_at.get(key, -_WARN_EVERY) >= _WARN_EVERY:
+            self._warned_at[key] = now
             logger.warning(
-                "%s: skipped an unparseable %s push (%s); %d so far",
-                self.config.name,
-                channel,
-                reason,
-                count,
+                "%s: refused a %s push (%s); %d so far", self.config.name, channel, reason, count
             )
 
     def _scrub(self, text: str) -> str:

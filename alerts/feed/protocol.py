@@ -9,6 +9,12 @@ Tolerance rules: numbers may be strings or JSON numbers and become `Decimal`
 `None`; a single object where a list is expected, or the reverse, is accepted.
 Anything else raises `PayloadError`, which the client counts and skips.
 
+Bounds, because the exchange is not trusted to be sane: a symbol is at most 40 characters of
+letters, digits and `-_./`; an id at most 128 characters; a number is finite, not negative,
+has at most 40 significant digits and a magnitude within 1e-30..1e30
+(`alerts.domain.values.bounded`). A value out of bounds refuses its element (in a list push
+the others stand, when the caller collects refusals) with a short, fixed reason.
+
 The module is longer than most here on purpose: the protocol page asks for
 every payload assumption to live in one module, so one edit fixes them all.
 """
@@ -16,7 +22,8 @@ every payload assumption to live in one module, so one edit fixes them all.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -37,6 +44,7 @@ from alerts.domain.events import (
     Ticker,
     Trade,
 )
+from alerts.domain.values import OutOfRange, bounded
 
 TICKER = "ticker"
 TICKERS = "tickers"
@@ -67,8 +75,22 @@ _SECONDS_CUTOFF = 100_000_000_000
 _MAX_MILLIS = 10**16
 
 
+MAX_SYMBOL = 40
+MAX_ID = 128
+_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,39}")
+_CURRENCY = re.compile(r"[A-Za-z0-9]{1,20}")
+# A decimal's text longer than this cannot be 40 digits, a point, a sign and an exponent.
+_MAX_NUMBER_TEXT = 64
+
+
 class PayloadError(ValueError):
-    """A push whose `data` cannot be turned into events."""
+    """A push (or one element of a list push) whose `data` cannot be turned into events; its
+    message is a short reason from a fixed set, fit for a metric's label."""
+
+    @property
+    def reason(self) -> str:
+        """Why, in a few words."""
+        return str(self.args[0]) if self.args else "unusable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,24 +176,36 @@ def decode_frame(raw: str | bytes) -> Any:
 # --- field readers -------------------------------------------------------------------
 
 
-def _dec(value: Any) -> Decimal:
+class _Bounds(PayloadError):
+    """A value of the right type but out of bounds: it refuses its element even where the
+    field is optional (a wrongly typed optional field is merely dropped)."""
+
+
+def _number(value: Any) -> Decimal:
     kind = type(value)
     if kind is str:
+        if len(value) > _MAX_NUMBER_TEXT:
+            raise _Bounds("number too long")
         try:
-            number = Decimal(value)
+            return Decimal(value)
         except InvalidOperation:
             raise PayloadError("not a decimal number") from None
-    elif kind is Decimal:
-        number = value
-    elif kind is int:
-        number = Decimal(value)
-    elif kind is float:
-        number = Decimal(repr(value))
-    else:
-        raise PayloadError("not a number")
-    if not number.is_finite():
-        raise PayloadError("not a finite number")
-    return number
+    if kind is Decimal:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        if not -(10**40) < value < 10**40:
+            raise _Bounds("number out of range")
+        return Decimal(value)
+    if kind is float:
+        return Decimal(repr(value))
+    raise PayloadError("not a number")
+
+
+def _dec(value: Any, *, signed: bool = False) -> Decimal:
+    try:
+        return bounded(_number(value), signed=signed)
+    except OutOfRange as exc:
+        raise _Bounds(str(exc)) from None
 
 
 def _req_dec(item: dict[str, Any], key: str) -> Decimal:
@@ -187,6 +221,8 @@ def _opt_dec(item: dict[str, Any], key: str) -> Decimal | None:
         return None
     try:
         return _dec(value)
+    except _Bounds:
+        raise
     except PayloadError:
         return None
 
@@ -212,12 +248,22 @@ def _opt_time(item: dict[str, Any], key: str) -> int | None:
 
 
 def _opt_str(item: dict[str, Any], key: str) -> str | None:
+    """An id or a name: a string, or an integer as text; at most 128 characters."""
     value = item.get(key)
     if type(value) is str:
+        if len(value) > MAX_ID:
+            raise _Bounds("id too long")
         return value
     if type(value) is int:
+        if not -(10**40) < value < 10**40:
+            raise _Bounds("id too long")
         return str(value)
     return None
+
+
+def symbol_ok(symbol: str) -> bool:
+    """Whether `symbol` is one the exchange can have (40 characters of the symbol alphabet)."""
+    return _SYMBOL.fullmatch(symbol) is not None
 
 
 def _symbol(item: dict[str, Any], context: dict[str, Any]) -> str:
@@ -226,6 +272,8 @@ def _symbol(item: dict[str, Any], context: dict[str, Any]) -> str:
         symbol = context.get("symbol")
     if type(symbol) is not str or not symbol:
         raise PayloadError("missing symbol")
+    if not symbol_ok(symbol):
+        raise _Bounds("bad symbol")
     return symbol.upper()
 
 
@@ -260,17 +308,19 @@ def _status(item: dict[str, Any]) -> OrderStatus:
         return alias
 
 
-def _objects(data: Any) -> Iterator[dict[str, Any]]:
-    """Yield the objects of `data`, whether it is one object or a list of them."""
+def _objects(data: Any) -> list[Any]:
+    """The elements of `data`, whether it is one object or a list of them."""
     if type(data) is dict:
-        yield data
-    elif type(data) is list:
-        for item in data:
-            if type(item) is not dict:
-                raise PayloadError("list item is not an object")
-            yield item
-    else:
-        raise PayloadError("data is neither an object nor a list")
+        return [data]
+    if type(data) is list:
+        return data
+    raise PayloadError("data is neither an object nor a list")
+
+
+def _object(item: Any) -> dict[str, Any]:
+    if type(item) is not dict:
+        raise PayloadError("list item is not an object")
+    return item
 
 
 def _levels(value: Any) -> tuple[BookLevel, ...]:
@@ -316,13 +366,13 @@ _DAY_KEYS = (
 
 
 def _opt_text(item: dict[str, Any], key: str) -> str | None:
-    """Decimal text kept for later: strings as they are, JSON numbers as their text."""
+    """Decimal text kept for later: strings as they are, JSON numbers as their text (read,
+    bounded, only when used: see `DayStats`); text too long to be a number is dropped."""
     value = item.get(key)
     kind = type(value)
-    if kind is str:
-        return value
-    if kind is Decimal or kind is int:
-        return str(value)
+    if kind is str or kind is Decimal or kind is int:
+        text = str(value)
+        return text if len(text) <= _MAX_NUMBER_TEXT else None
     return None
 
 
@@ -359,6 +409,8 @@ def _candle(item: dict[str, Any], context: dict[str, Any]) -> Candle:
         interval = context.get("interval")
     if type(interval) is not str:
         raise PayloadError("missing interval")
+    if len(interval) > 16:
+        raise _Bounds("bad interval")
     closed = item.get("closed")
     return Candle(
         symbol=_symbol(item, context),
@@ -395,10 +447,13 @@ def _order(item: dict[str, Any], context: dict[str, Any]) -> Order:
     )
 
 
-def _balance(item: dict[str, Any]) -> Balance:
+def _balance(item: Any) -> Balance:
+    item = _object(item)
     currency = item.get("currency")
     if type(currency) is not str or not currency:
         raise PayloadError("missing currency")
+    if _CURRENCY.fullmatch(currency) is None:
+        raise _Bounds("bad currency")
     locked = _opt_dec(item, "locked")
     return Balance(
         currency=currency.upper(),
@@ -419,10 +474,15 @@ _ITEM_PARSERS: dict[str, _ItemParser] = {
 }
 
 
-def parse_push(params: Any, account: str | None = None) -> list[FeedEvent]:
+def parse_push(
+    params: Any, account: str | None = None, refused: list[str] | None = None
+) -> list[FeedEvent]:
     """Turn the `params` of one `subscription` push into domain events.
 
-    Raises `PayloadError` (and nothing else) when the push cannot be understood.
+    Raises `PayloadError` (and nothing else) when the push cannot be understood. With
+    `refused`, an element of a list push that cannot be is left out and its reason added
+    there, and the rest stand (a balances push stands or falls whole: it may be the full
+    set, where a missing currency would read as a zero balance).
     """
     try:
         if type(params) is not dict:
@@ -436,7 +496,15 @@ def parse_push(params: Any, account: str | None = None) -> list[FeedEvent]:
         if parser is None:
             raise PayloadError("unknown channel")
         context = params if account is None else {**params, "account": account}
-        return [parser(item, context) for item in _objects(data)]
+        events: list[FeedEvent] = []
+        for item in _objects(data):
+            try:
+                events.append(parser(_object(item), context))
+            except PayloadError as exc:
+                if refused is None:
+                    raise
+                refused.append(exc.reason)
+        return events
     except PayloadError:
         raise
     except (ArithmeticError, ValueError, TypeError, AttributeError, RecursionError) as exc:
@@ -518,22 +586,27 @@ _SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
 
 
 def _fin(value: Decimal) -> Decimal:
-    if not value.is_finite():
-        raise _NotFast
-    return value
+    try:
+        return bounded(value)
+    except OutOfRange:
+        raise _NotFast from None
 
 
 def _fin_opt(value: Decimal | None) -> Decimal | None:
-    if value is not None and not value.is_finite():
-        raise _NotFast
-    return value
+    return None if value is None else _fin(value)
 
 
 def _fast_symbol(symbol: str | None, fallback: str | None) -> str:
     symbol = symbol or fallback
-    if not symbol:
+    if not symbol or _SYMBOL.fullmatch(symbol) is None:
         raise _NotFast
     return symbol.upper()
+
+
+def _fast_text(text: str | None) -> str | None:
+    if text is not None and len(text) > _MAX_NUMBER_TEXT:
+        raise _NotFast
+    return text
 
 
 def _fast_ticker(w: _WireTicker, fallback: str | None) -> Ticker:
@@ -545,13 +618,13 @@ def _fast_ticker(w: _WireTicker, fallback: str | None) -> Ticker:
         _fin_opt(w.ask_price),
         None if timestamp is None else millis(timestamp),
         _day_stats(
-            w.open_price,
-            w.high_price,
-            w.low_price,
-            w.volume,
-            w.quote_volume,
-            w.price_change,
-            w.price_change_percent,
+            _fast_text(w.open_price),
+            _fast_text(w.high_price),
+            _fast_text(w.low_price),
+            _fast_text(w.volume),
+            _fast_text(w.quote_volume),
+            _fast_text(w.price_change),
+            _fast_text(w.price_change_percent),
         ),
     )
 
@@ -559,6 +632,8 @@ def _fast_ticker(w: _WireTicker, fallback: str | None) -> Ticker:
 def _fast_trade(w: _WireTrade, fallback: str | None) -> Trade:
     side = _SIDES.get(w.side.upper()) if w.side is not None else None
     trade_id = w.id if w.id is None or type(w.id) is str else str(w.id)
+    if trade_id is not None and len(trade_id) > MAX_ID:
+        raise _NotFast
     return Trade(
         _fast_symbol(w.symbol, fallback),
         _fin(w.price),

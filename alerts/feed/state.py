@@ -14,11 +14,18 @@ UNKNOWN_CHANNEL = "unknown"
 
 @dataclass(slots=True)
 class ChannelStats:
-    """Counters of one channel."""
+    """Counters of one channel: `unparseable` counts pushes that gave no event at all,
+    `refused` each push or list element refused, by reason."""
 
     pushes: int = 0
     events: int = 0
     unparseable: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+
+    def refuse(self, reason: str) -> int:
+        """Count one refusal; how many of that reason so far."""
+        count = self.refused[reason] = self.refused.get(reason, 0) + 1
+        return count
 
 
 @dataclass(slots=True)

@@ -254,6 +254,11 @@ class RuleState(BaseModel):
     """What the service adds to a rule: identity, history, and its own switches."""
 
     id: int
+    status: str | None = Field(
+        default=None,
+        description='Why the rule cannot fire now, e.g. "symbol not found on the exchange"; '
+        "null when nothing stands in its way.",
+    )
     name: str
     destination_ids: list[int]
     trigger: Trigger

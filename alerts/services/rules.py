@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
-from alerts.db.models import Account, Rule, RuleChange, RuleDestination, Ticker
+from alerts.db.models import Account, Rule, RuleChange, RuleDestination, SymbolStatus, Ticker
 from alerts.db.outbox import delivery_targets, record_event, rule_destination_ids
 from alerts.domain.rules import SPEC_TYPES, RuleKind
 from alerts.domain.values import format_decimal
@@ -59,22 +60,45 @@ _STATE = (
 )
 
 
-def _public(row: Rule, destination_ids: list[int]) -> RulePublic:
+_STATUSES = SymbolStatus.metadata.tables["symbol_status"]
+_STATUS_OF = sa_select(_STATUSES.c.symbol, _STATUSES.c.status).where(
+    _STATUSES.c.symbol.in_(bindparam("symbols", expanding=True))
+)
+
+
+def symbol_statuses(session: Session, symbols: Iterable[str | None]) -> dict[str, str]:
+    """What the engine found about these symbols (e.g. "symbol not found on the exchange");
+    symbols that stream fine are not in it."""
+    wanted = sorted({s for s in symbols if s})
+    if not wanted:
+        return {}
+    return {row.symbol: row.status for row in session.execute(_STATUS_OF, {"symbols": wanted})}
+
+
+def _public(row: Rule, destination_ids: list[int], status: str | None) -> RulePublic:
     return _public_from(
         {"params": row.params, "kind": row.kind, **{f: getattr(row, f) for f in _STATE}},
         destination_ids,
+        status,
     )
 
 
-def _public_from(values: dict[str, Any], destination_ids: list[int]) -> RulePublic:
+def _public_from(
+    values: dict[str, Any], destination_ids: list[int], status: str | None
+) -> RulePublic:
     return rule_public_adapter.validate_python(
         {
             **values["params"],
             "kind": values["kind"],
             "destination_ids": destination_ids,
+            "status": status,
             **{f: values.get(f) for f in _STATE},
         }
     )
+
+
+def _status(session: Session, symbol: str | None) -> str | None:
+    return symbol_statuses(session, [symbol]).get(symbol or "")
 
 
 def check_owned_account(session: Session, user_id: int, account_id: int) -> None:
@@ -146,7 +170,8 @@ def add_rule(session: Session, user_id: int, data: RuleCreate, *, now: datetime)
     }
     rule_id = session.exec(insert(Rule).values(**values).returning(col(Rule.id))).scalar_one()
     _write_links(session, rule_id, destination_ids, now=now)
-    return _public_from({**values, "id": rule_id}, destination_ids)
+    status = _status(session, values["symbol"])
+    return _public_from({**values, "id": rule_id}, destination_ids, status)
 
 
 def create_rule(
@@ -184,7 +209,7 @@ def _get(session: Session, user_id: int, rule_id: int) -> Rule:
 def read_rule(session: Session, user_id: int, rule_id: int) -> RulePublic:
     """One of the user's rules."""
     row = _get(session, user_id, rule_id)
-    return _public(row, rule_destination_ids(session, rule_id))
+    return _public(row, rule_destination_ids(session, rule_id), _status(session, row.symbol))
 
 
 def list_rules(
@@ -222,7 +247,8 @@ def list_rules(
         )
         for link in links:
             targets[link.rule_id].append(link.destination_id)
-    items = [_public(r, targets.get(r.id or 0, [])) for r in rows]
+    statuses = symbol_statuses(session, (r.symbol for r in rows))
+    items = [_public(r, targets.get(r.id or 0, []), statuses.get(r.symbol or "")) for r in rows]
     next_cursor = str(rows[-1].id) if more and rows else None
     return RulePage(items=items, next_cursor=next_cursor)
 
@@ -266,7 +292,7 @@ def update_rule(
     session.exec(sql_delete(RuleDestination).where(col(RuleDestination.rule_id) == rule_id))
     _write_links(session, rule_id, list(merged.destination_ids), now=now)
     session.commit()
-    return _public(row, list(merged.destination_ids))
+    return _public(row, list(merged.destination_ids), _status(session, row.symbol))
 
 
 def switch_rule(
@@ -288,7 +314,7 @@ def switch_rule(
     session.add(row)
     session.add(RuleChange(rule_id=rule_id, changed_at=now))
     session.commit()
-    return _public(row, rule_destination_ids(session, rule_id))
+    return _public(row, rule_destination_ids(session, rule_id), _status(session, row.symbol))
 
 
 def delete_rule(session: Session, user_id: int, rule_id: int, *, now: datetime) -> None:

@@ -234,6 +234,14 @@ class Simulator:
         for conn in self._hub.connections:
             conn.malformed_pending += count
 
+    def send_raw(self, frame: str) -> int:
+        """Send `frame` as it is (a hostile or broken exchange's push, say) to every open
+        connection; how many got it."""
+        conns = tuple(self._hub.connections)
+        for conn in conns:
+            conn.enqueue(frame)
+        return len(conns)
+
     def rate_limit_next(self, count: int) -> None:
         """Answer the next `count` requests (other than ping) with a rate-limit error."""
         self._faults.rate_limited += count

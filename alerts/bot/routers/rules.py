@@ -92,6 +92,8 @@ def _line(rule: RulePublic, now: datetime) -> str:
         state = f"snoozed until {rule.snoozed_until:%H:%M} UTC"
     else:
         state = "on"
+    if rule.status:
+        state += f" · ⚠️ {esc(rule.status)}"
     return f"<b>#{rule.id}</b> {esc(rule.name)} · {state}"
 
 
