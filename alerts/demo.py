@@ -187,6 +187,7 @@ async def run_demo(
             settings = Settings(
                 DATABASE_URL=f"sqlite:///{path}",
                 XROCKET_WS_URL=sim.url,
+                XROCKET_API_URL=sim.api_url,
                 ALERTS_ADMIN_TOKEN=secrets.token_urlsafe(24),
                 ALERTS_SECRET_KEY=Fernet.generate_key().decode(),
                 TELEGRAM_BOT_TOKEN="",
@@ -199,7 +200,7 @@ async def run_demo(
             api_port = _free_port(port)
             api = f"http://127.0.0.1:{api_port}"
             banner = _BANNER.format(
-                exchange=sim.url,
+                exchange=f"{sim.url} (and {sim.api_url} for its REST calls)",
                 database=path,
                 api=api,
                 key=key,

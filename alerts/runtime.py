@@ -49,7 +49,11 @@ def make_engine(settings: Settings, db: Database, worker: DeliveryWorker | None 
         ping_interval=settings.feed_ping_interval,
         stale_timeout=settings.feed_stale_timeout,
     )
-    config = EngineConfig(feed=feed, symbol_stale_after=settings.symbol_stale_after)
+    config = EngineConfig(
+        feed=feed,
+        symbol_stale_after=settings.symbol_stale_after,
+        rest_url=settings.xrocket_api_url,
+    )
     return Engine(db, config, _box(settings), handoff=worker)
 
 

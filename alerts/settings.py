@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AnyUrl, Field, SecretStr, field_validator, model_validator
+from pydantic import AnyUrl, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerts.security import SecretKeyError, parse_secret_keys
 
 MAINNET_WS_URL = "wss://exchange.app-api.xrocket.exchange/"
+MAINNET_API_URL = "https://exchange.api.xrocket.tg"
+_EXCHANGE_URLS = {
+    "xrocket_ws_url": ("XROCKET_WS_URL", ("ws", "wss")),
+    "xrocket_api_url": ("XROCKET_API_URL", ("https", "http")),
+}
 
 
 class Settings(BaseSettings):
@@ -22,6 +27,7 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default="sqlite:///./alerts.db", validation_alias="DATABASE_URL")
     xrocket_ws_url: str = Field(default=MAINNET_WS_URL, validation_alias="XROCKET_WS_URL")
+    xrocket_api_url: str = Field(default=MAINNET_API_URL, validation_alias="XROCKET_API_URL")
     telegram_bot_token: SecretStr | None = Field(
         default=None, validation_alias="TELEGRAM_BOT_TOKEN"
     )
@@ -82,12 +88,12 @@ class Settings(BaseSettings):
         # `.env.example` copied as is leaves these blank: blank means "not set".
         return None if value == "" else value
 
-    @field_validator("xrocket_ws_url")
+    @field_validator("xrocket_ws_url", "xrocket_api_url")
     @classmethod
-    def _websocket_url(cls, value: str) -> str:
-        url = AnyUrl(value)
-        if url.scheme not in ("ws", "wss"):
-            raise ValueError("XROCKET_WS_URL must start with ws:// or wss://")
+    def _exchange_url(cls, value: str, info: ValidationInfo) -> str:
+        name, schemes = _EXCHANGE_URLS[info.field_name or ""]
+        if AnyUrl(value).scheme not in schemes:
+            raise ValueError(f"{name} must start with {' or '.join(f'{s}://' for s in schemes)}")
         return value
 
     @field_validator("alerts_secret_key")

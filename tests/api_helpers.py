@@ -65,6 +65,8 @@ def make_settings(database_url: str, exchange_url: str, **overrides: Any) -> Set
     values: dict[str, Any] = {
         "DATABASE_URL": database_url,
         "XROCKET_WS_URL": exchange_url,
+        # The simulator serves the REST API on its WebSocket's port.
+        "XROCKET_API_URL": exchange_url.replace("ws://", "http://", 1).rstrip("/"),
         "ALERTS_ADMIN_TOKEN": ADMIN_TOKEN,
         "ALERTS_SECRET_KEY": SECRET_KEY,
         # Tests make many requests with one key; the limit has tests of its own.

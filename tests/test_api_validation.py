@@ -36,7 +36,7 @@ INVALID_RULES: list[tuple[dict[str, Any], str]] = [
     ({**CROSS, "colour": "red"}, "Extra inputs"),
     ({**CROSS, "kind": "moon"}, "does not match any of the expected tags"),
     ({**CROSS, "name": ""}, "at least 1 character"),
-    ({**CROSS, "trigger": "every", "cooldown_seconds": 0}, "greater than or equal to 1"),
+    ({**CROSS, "trigger": "every", "cooldown_seconds": -1}, "greater than or equal to 0"),
     ({**CROSS, "expires_at": PAST}, "expires_at is in the past"),
     ({**CROSS, "destination_ids": [12345]}, "destination 12345 does not exist"),
     ({**CROSS, "destination_ids": [2**40]}, "less than or equal to"),

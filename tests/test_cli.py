@@ -103,6 +103,9 @@ async def test_simulate_serves_the_feed_client(tmp_path: Path) -> None:
                 timeout=20,
                 message="scripted price from `alerts simulate`",
             )
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            symbols = (await http.get("/api/v1/symbols")).json()["data"]  # REST, same port
+            assert "BTC-USDT" in {s["symbol"] for s in symbols}
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 10)

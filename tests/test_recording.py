@@ -193,6 +193,10 @@ def _prices(db: Database) -> dict[str, Decimal | None]:
         return {t.symbol: t.last for t in session.exec(select(TickerRow))}
 
 
+def _no_accounts(account: int) -> dict[str, Any]:
+    raise AssertionError(f"no account state expected, asked for {account}")
+
+
 @dataclass
 class Taker:
     """A handoff that keeps what it is handed."""
@@ -206,16 +210,16 @@ class Taker:
 
 async def test_hits_are_written_at_once_with_their_own_prices_only(world: World) -> None:
     handoff = Taker()
-    balances = {7: {"USDT": Decimal("5")}}
+    states = {7: {"balances": {"USDT": "5"}, "orders": {}, "since": None}}
     recorder = Recorder(
-        world.db, balances, lambda: T0, interval=3600, retry_delay=0.01, handoff=handoff
+        world.db, states.__getitem__, lambda: T0, interval=3600, retry_delay=0.01, handoff=handoff
     )
     stopping = asyncio.Event()
     task = asyncio.create_task(recorder.run(stopping))
     try:
         recorder.ticker(_ticker("ETH-USDT", "3500"))
         recorder.ticker(_ticker("BTC-USDT", "70100"))
-        recorder.balance(7)
+        recorder.account(7)
         recorder.add([world.hit("default")])
         for _ in range(100):
             if handoff.taken:
@@ -231,8 +235,8 @@ async def test_hits_are_written_at_once_with_their_own_prices_only(world: World)
         await recorder.flush()
         assert _prices(world.db) == {"BTC-USDT": Decimal("70100"), "ETH-USDT": Decimal("3500")}
         with world.db.session() as session:
-            state = session.get(EngineState, "balances:7")
-            assert state is not None and state.value == {"USDT": "5"}
+            state = session.get(EngineState, "account:7")
+            assert state is not None and state.value == states[7]
     finally:
         stopping.set()
         task.cancel()
@@ -242,7 +246,7 @@ async def test_hits_are_written_at_once_with_their_own_prices_only(world: World)
 async def test_a_failed_write_keeps_everything_and_newer_prices_win(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    recorder = Recorder(world.db, {}, lambda: T0, interval=3600, retry_delay=0.01)
+    recorder = Recorder(world.db, _no_accounts, lambda: T0, interval=3600, retry_delay=0.01)
     recorder.ticker(_ticker("BTC-USDT", "70100"))
     recorder.add([world.hit("default")])
 
@@ -380,7 +384,7 @@ async def test_a_hit_that_fails_alone_is_dead_lettered_and_the_rest_recorded(
 ) -> None:
     """A poisoned hit among good ones: the batch fails, the hits are written one by one, the
     bad one goes to dead_letters with its error, and nothing is retried forever."""
-    recorder = Recorder(world.db, {}, lambda: T0, interval=3600, retry_delay=0.01)
+    recorder = Recorder(world.db, _no_accounts, lambda: T0, interval=3600, retry_delay=0.01)
     # A value no JSON column takes (values are text; a bug could let a Decimal through).
     poisoned = world.hit("named")
     poisoned.values.update(note="x\x00y" * 100)
@@ -410,7 +414,7 @@ async def test_postgres_rejects_what_sqlite_would_store_and_only_that_is_lost(
     id) and a 305-character symbol's price. Each is dead-lettered; the rest is recorded."""
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite does not enforce column lengths")
-    recorder = Recorder(world.db, {}, lambda: T0, interval=3600, retry_delay=0.01)
+    recorder = Recorder(world.db, _no_accounts, lambda: T0, interval=3600, retry_delay=0.01)
     recorder.ticker(_ticker("X" * 305, "1"))
     recorder.ticker(_ticker("BTC-USDT", "70100"))
     recorder.add([world.hit("keyed", dedup_key="t" * 500), world.hit("default")])
@@ -425,7 +429,7 @@ async def test_when_the_database_is_down_nothing_is_dead_lettered(
 ) -> None:
     """A failing write while the database does not answer is an outage, not a bad row:
     everything waits, `failing_for` grows (for /readyz), and it is all written later."""
-    recorder = Recorder(world.db, {}, lambda: T0, interval=3600, retry_delay=0.01)
+    recorder = Recorder(world.db, _no_accounts, lambda: T0, interval=3600, retry_delay=0.01)
     stopping = asyncio.Event()
 
     def down(*_args: Any) -> list[int]:

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import socket
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -502,7 +504,7 @@ async def test_order_life_cycle_reaches_subscribers(sim: Simulator, client: Clie
     assert new[0]["orderId"] == order_id
     assert_decimal_strings(new[0], {"price", "quantity", "executedQuantity", "averagePrice"})
     locked = (await client.push("balances"))["data"]
-    assert locked == [{"currency": "USDT", "available": "4000.0", "locked": "6000.0"}]
+    assert locked == [{"currency": "USDT", "available": "4000.00", "locked": "6000.00"}]
 
     sim.fill_order(order_id, D("0.04"))
     [partial] = (await client.push("activeOrders"))["data"]
@@ -773,3 +775,79 @@ def test_any_frame_parses_or_raises_a_protocol_error(frame: str | bytes) -> None
         request = parse_request(frame)
         if isinstance(request.params, dict):
             parse_subscription(request.params, symbols=SYMBOLS, default_depth=20)
+
+
+async def test_unsubscribe_naming_only_the_channel_drops_all_of_it(
+    sim: Simulator, client: Client
+) -> None:
+    """The published example names only the channel: every subscription of it goes."""
+    for symbol in ("BTC-USDT", "ETH-USDT"):
+        await client.ok("subscribe", {"channel": "trades", "symbol": symbol})
+    await client.ok("subscribe", {"channel": "ticker", "symbol": "BTC-USDT"})
+    await client.ok("unsubscribe", {"channel": "trades"})
+    client.pushes.clear()
+    sim.push_trade("ETH-USDT", D("1"), D("1"))
+    sim.tick()
+    frames = [json.loads(f) for f in await client.quiet()]
+    assert {f["params"]["channel"] for f in frames} == {"ticker"}
+    assert await client.error("unsubscribe", {"channel": "trades"}) == -32602
+
+
+async def test_balances_move_in_whole_cents_of_the_quote_currency(sim: Simulator) -> None:
+    """A background order's fill at a six-decimal price: the quote balance stays in cents."""
+    user, rng = 7, random.Random(5)
+    prices = {"DOGS-USDT": D("0.00123457"), "BTC-USDT": D("70123.45")}
+    for step in range(40):
+        sim._accounts.random_step(user, rng, prices, step)
+    usdt = sim._accounts.balances(user)["USDT"]
+    assert usdt.available == usdt.available.quantize(D("0.01"))
+    assert usdt.locked == usdt.locked.quantize(D("0.01"))
+
+
+# -- the REST API -------------------------------------------------------------------------------
+
+
+async def test_the_rest_api_serves_history_balances_candles_and_symbols(sim: Simulator) -> None:
+    order = sim.place_order(7, "BTC-USDT", "BUY", D("60000"), D("0.1"))
+    sim.fill_order(order)
+    other = sim.place_order(8, "BTC-USDT", "SELL", D("1"), D("0.1"))
+    sim.cancel_order(other)
+    sim.close_candle("BTC-USDT", "1min")
+    good = {"Authorization": "Bearer good"}
+    async with httpx.AsyncClient(base_url=sim.api_url) as http:
+        r = await http.get("/api/v1/orders/history", params={"startAt": 0}, headers=good)
+        assert r.status_code == 200 and r.json()["success"] is True
+        [filled] = r.json()["data"]  # user 7's own, closed ones only
+        assert filled["orderId"] == order and filled["status"] == "FILLED"
+        later = {"startAt": filled["updatedAt"] + 1}
+        r = await http.get("/api/v1/orders/history", params=later, headers=good)
+        assert r.json()["data"] == []
+        r = await http.get("/api/v1/orders/history", headers=good)
+        assert r.status_code == 400 and r.json()["error"]["code"] == -32602  # startAt required
+        r = await http.get("/api/v1/orders/history", params={"startAt": 0})
+        assert r.status_code == 401 and r.json()["success"] is False
+        bad = {"Authorization": "Bearer nope"}
+        r = await http.get("/api/v1/balances", headers=bad)
+        assert r.status_code == 401 and r.json()["error"]["code"] == -32030
+        r = await http.get("/api/v1/balances", headers=good)
+        assert {b["currency"] for b in r.json()["data"]} >= {"USDT", "BTC"}
+        r = await http.get("/api/v1/candles", params={"symbol": "BTC-USDT", "interval": "1min"})
+        [candle] = r.json()["data"]
+        assert candle["closed"] is True and candle["symbol"] == "BTC-USDT"
+        r = await http.get("/api/v1/symbols")
+        assert {"symbol": "BTC-USDT", "baseCurrency": "BTC", "quoteCurrency": "USDT",
+                "status": "TRADING"} in r.json()["data"]  # fmt: skip
+        assert (await http.get("/api/v1/nothing")).status_code == 404
+
+
+async def test_the_rest_api_fails_on_purpose(sim: Simulator) -> None:
+    sim.rest_faults.fail_next(503)
+    sim.rest_faults.fail_next(429, retry_after=2)
+    sim.rest_faults.malformed = 1
+    async with httpx.AsyncClient(base_url=sim.api_url) as http:
+        assert (await http.get("/api/v1/symbols")).status_code == 503
+        busy = await http.get("/api/v1/symbols")
+        assert busy.status_code == 429 and busy.headers["Retry-After"] == "2"
+        with pytest.raises(json.JSONDecodeError):
+            (await http.get("/api/v1/symbols")).json()
+        assert (await http.get("/api/v1/symbols")).status_code == 200

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from typing import Any
 
 from alerts.db.driver import Cursor, marks
 from alerts.db.models import EngineState, Rule, User
@@ -17,6 +17,8 @@ from alerts.db.queue import Job
 from alerts.db.session import Database
 from alerts.domain.events import Ticker, utc
 from alerts.domain.hits import Hit
+
+ACCOUNT_STATE = "account:"  # engine_state key prefix of an account's state
 
 _TICKERS = TickerRow.metadata.tables["tickers"]
 _STATE = EngineState.metadata.tables["engine_state"]
@@ -124,13 +126,13 @@ def record(
     db: Database,
     hits: list[Hit],
     prices: Mapping[str, Ticker],
-    balances: Mapping[int, Mapping[str, Decimal]],
+    accounts: Mapping[int, Mapping[str, Any]],
     now: datetime,
 ) -> list[int]:
     """Record hits (events, deliveries, rule state) and the state they came from, atomically;
     returns the ids of the deliveries it created."""
     with db.writing() as session:
-        jobs = _record(Cursor(session), hits, prices, balances, now)
+        jobs = _record(Cursor(session), hits, prices, accounts, now)
         session.commit()
         return [j.delivery_id for j in jobs]
 
@@ -139,14 +141,14 @@ def record_claimed(
     db: Database,
     hits: list[Hit],
     prices: Mapping[str, Ticker],
-    balances: Mapping[int, Mapping[str, Decimal]],
+    accounts: Mapping[int, Mapping[str, Any]],
     now: datetime,
     lease: timedelta,
 ) -> list[Job]:
     """`record`, with the new deliveries added claimed, leased until now + lease; returns
     their jobs (those of a muted owner are held instead, as any claim does)."""
     with db.writing() as session:
-        jobs = _record(Cursor(session), hits, prices, balances, now, lease_until=now + lease)
+        jobs = _record(Cursor(session), hits, prices, accounts, now, lease_until=now + lease)
         session.commit()
         return jobs
 
@@ -155,7 +157,7 @@ def _record(
     cursor: Cursor,
     hits: list[Hit],
     prices: Mapping[str, Ticker],
-    balances: Mapping[int, Mapping[str, Decimal]],
+    accounts: Mapping[int, Mapping[str, Any]],
     now: datetime,
     *,
     lease_until: datetime | None = None,
@@ -167,10 +169,7 @@ def _record(
             for t in prices.values()
         ]
         cursor.insert(_TICKERS, _TICKER_COLUMNS, tickers, key="symbol")
-    if balances:
-        state = [
-            (f"balances:{account}", {k: format(v, "f") for k, v in values.items()}, now)
-            for account, values in balances.items()
-        ]
+    if accounts:
+        state = [(f"{ACCOUNT_STATE}{a}", dict(values), now) for a, values in accounts.items()]
         cursor.insert(_STATE, ("key", "value", "updated_at"), state, key="key")
     return jobs

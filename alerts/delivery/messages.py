@@ -60,13 +60,7 @@ def default_text(kind: str, values: Mapping[str, Any]) -> str:
             f"{s} spread {_v(values, 'percent')}%: bid {_v(values, 'bid')}, ask {_v(values, 'ask')}"
         )
     if kind == "order":
-        fill = f", filled {_v(values, 'executed')}"
-        if _v(values, "average_price"):
-            fill += f" at {_v(values, 'average_price')}"
-        return (
-            f"Order {_v(values, 'order_id')} {s} {_v(values, 'side')} {_v(values, 'type')} "
-            f"{_v(values, 'quantity')}: {_v(values, 'status')}{fill}"
-        )
+        return _order_text(s, values)
     if kind == "balance":
         return (
             f"{_v(values, 'currency')} balance {_v(values, 'before')} → {_v(values, 'after')} "
@@ -90,6 +84,21 @@ def default_text(kind: str, values: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
 
 
+def _order_text(symbol: str, values: Mapping[str, Any]) -> str:
+    status, filled, executed = _v(values, "status"), _v(values, "filled"), _v(values, "executed")
+    if status == "PARTIALLY_FILLED" and filled not in ("", "0"):
+        fill = f", filled {filled} more ({executed} of {_v(values, 'quantity')} in all)"
+    else:
+        fill = f", filled {executed}"
+    if _v(values, "average_price"):
+        fill += f" at {_v(values, 'average_price')}"
+    text = (
+        f"Order {_v(values, 'order_id')} {symbol} {_v(values, 'side')} {_v(values, 'type')} "
+        f"{_v(values, 'quantity')}: {status}{fill}"
+    )
+    return text
+
+
 def render(
     *,
     kind: str,
@@ -107,7 +116,10 @@ def render(
     while len(html.escape(body)) > TELEGRAM_LIMIT - 500:
         body = body[: len(body) * 3 // 4] + "…"  # escaping can grow text up to six-fold
     notes = []
-    if after_gap:
+    if strings.get("late"):  # an account event found in the history after a gap
+        at = f" at {strings['at']}" if strings.get("at") else ""
+        notes.append(f"late: this happened{at}, {strings['late']}")
+    elif after_gap:
         notes.append("detected on the first price after a connection gap")
     if test:
         notes.append("test message")

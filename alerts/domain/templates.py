@@ -31,6 +31,7 @@ KIND_PLACEHOLDERS: dict[RuleKind, tuple[str, ...]] = {
         "type",
         "quantity",
         "executed",
+        "filled",
         "average_price",
         "account",
     ),

@@ -78,11 +78,15 @@ class Armed:
         self.snoozed: float | None = None
         self.last_fired: float | None = None
 
-    def may_fire(self, now: float) -> bool:
-        """Not expired, not snoozed, and out of its cooldown."""
+    def open_at(self, now: float) -> bool:
+        """Not expired and not snoozed."""
         if self.expires is not None and now >= self.expires:
             return False
-        if self.snoozed is not None and now < self.snoozed:
+        return self.snoozed is None or now >= self.snoozed
+
+    def may_fire(self, now: float) -> bool:
+        """Not expired, not snoozed, and out of its cooldown."""
+        if not self.open_at(now):
             return False
         return not (
             self.every and self.last_fired is not None and now < self.last_fired + self.cooldown

@@ -76,8 +76,6 @@ class Evaluator:
         self.rules: dict[int, Armed] = {}
         self.prices: dict[Key, Decimal] = {}
         self.accounts = AccountRules()
-        # The same dict as the account rules': the runner loads and persists it.
-        self.balances: dict[int, dict[str, Decimal]] = self.accounts.balances
         self.gaps: set[str] = set()
         self.disarmed: list[Armed] = []
         # (rule id, error) of rules skipped by an error, for the caller to collect.
@@ -175,6 +173,14 @@ class Evaluator:
             self.failed_events += 1
             self.skipped.append((0, f"{type(event).__name__}: {type(exc).__name__}"))
             return []
+        return self._disarm_once(hits)
+
+    def evaluate_late(self, event: Order, now: datetime, late: str) -> list[Hit]:
+        """The hits of an order found in the history after a gap, marked late (`late` says
+        why: while the connection was down, while the service was stopped)."""
+        return self._disarm_once(self.accounts.order(event, now, self._skip, late=late))
+
+    def _disarm_once(self, hits: list[Hit]) -> list[Hit]:
         for hit in hits:
             if hit.once:
                 gone = self.remove(hit.rule_id)

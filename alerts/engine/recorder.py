@@ -1,10 +1,10 @@
 """Recording the engine's hits. Each write commits the pending hits (events, deliveries, rule
-state) together with the prices and balances they were computed from, so nothing persisted
+state) together with the prices and account states they were computed from, so nothing persisted
 is ever ahead of a hit it caused (a restart would miss that crossing) nor behind one already
 recorded (a restart would fire it again).
 
 Hits are written the moment they are found, with only their own symbols' prices; the other
-prices and the balances follow every `interval`, in small batches with the loop free in
+prices and the account states follow every `interval`, in small batches with the loop free in
 between, so a hit waits behind at most one short batch. Writes take turns in one task (one
 writer: SQLite has only one, and the order of writes is what keeps prices and hits in step).
 
@@ -13,7 +13,7 @@ new deliveries already claimed (leased) for it, in the same transaction, and han
 as it commits: the worker sends them without a claim of its own or a poll.
 
 One bad row never holds up the others. When a write fails and the database still answers,
-the batch is written again one hit (and one price, one account's balances) at a time, and
+the batch is written again one hit (and one price, one account's state) at a time, and
 what fails even alone goes to `dead_letters` with its error (see `deadletters`). When the
 database does not answer, everything waits for the next attempt, and `failing_for` tells
 the health check how long that has lasted.
@@ -28,8 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from alerts.db.queue import Job
 from alerts.db.recording import record, record_claimed
@@ -60,7 +59,7 @@ class Recorder:
     def __init__(
         self,
         db: Database,
-        balances: Mapping[int, Mapping[str, Decimal]],
+        snapshot: Callable[[int], dict[str, Any]],
         clock: Callable[[], datetime],
         *,
         interval: float,
@@ -69,7 +68,7 @@ class Recorder:
         batch: int = 25,
     ) -> None:
         self.db = db
-        self.balances = balances  # the evaluator's, read at write time
+        self.snapshot = snapshot  # an account's state (balances, orders reported), at write time
         self.clock = clock
         self.interval = interval
         self.retry_delay = retry_delay
@@ -94,8 +93,9 @@ class Recorder:
         """A symbol's latest prices, to persist with its next hit or periodically."""
         self._prices[ticker.symbol] = ticker
 
-    def balance(self, account: int) -> None:
-        """An account whose balances changed, to persist periodically."""
+    def account(self, account: int) -> None:
+        """An account whose state changed (balances, orders reported), to persist
+        periodically."""
         self._accounts.add(account)
 
     @property
@@ -153,14 +153,14 @@ class Recorder:
         hits, self._hits = self._hits, []
         wanted = {h.symbol for h in hits if h.symbol}.union(symbols)
         prices = {s: self._prices.pop(s) for s in wanted if s in self._prices}
-        # A balance hit's balances go with it, as a price goes with its crossing.
-        accounts = {int(a) for h in hits if h.kind == "balance" and (a := h.values.get("account"))}
+        # An account hit's state goes with it (what it reported), as a price with its crossing.
+        accounts = {int(a) for h in hits if h.kind in _ACCOUNT_KINDS and (a := _account(h))}
         if every:
             accounts |= self._accounts
         self._accounts -= accounts
         if not (hits or prices or accounts):
             return
-        balances = {a: dict(self.balances.get(a, {})) for a in accounts}
+        balances = {a: self.snapshot(a) for a in accounts}
         now = self.clock()
         try:
             jobs = await self._record(hits, prices, balances, now)
@@ -178,7 +178,7 @@ class Recorder:
         self,
         hits: list[Hit],
         prices: Mapping[str, Ticker],
-        balances: Mapping[int, Mapping[str, Decimal]],
+        balances: Mapping[int, Mapping[str, Any]],
         now: datetime,
     ) -> list[Job]:
         handoff = self.handoff
@@ -197,7 +197,7 @@ class Recorder:
         self,
         hits: list[Hit],
         prices: Mapping[str, Ticker],
-        balances: Mapping[int, Mapping[str, Decimal]],
+        balances: Mapping[int, Mapping[str, Any]],
     ) -> None:
         # Kept for the next attempt; newer prices and balances win over the retried ones.
         self._hits[:0] = hits
@@ -208,7 +208,7 @@ class Recorder:
         self,
         hits: list[Hit],
         prices: dict[str, Ticker],
-        balances: dict[int, dict[str, Decimal]],
+        balances: dict[int, dict[str, Any]],
         now: datetime,
     ) -> list[Job]:
         """The batch again, a hit (with its own price or balances) at a time, then the other
@@ -217,7 +217,7 @@ class Recorder:
         jobs: list[Job] = []
         for i, hit in enumerate(hits):
             own = {hit.symbol: prices.pop(hit.symbol)} if hit.symbol in prices else {}
-            account = hit.values.get("account") if hit.kind == "balance" else None
+            account = _account(hit) if hit.kind in _ACCOUNT_KINDS else None
             mine = {int(account): balances.pop(int(account))} if account in _keys(balances) else {}
             try:
                 jobs += await self._record([hit], own, mine, now)
@@ -231,9 +231,9 @@ class Recorder:
             prices.update(own)  # the hit is kept; its price and balances may still be written
             balances.update(mine)
         # Then every other price, and every account's balances, alone.
-        singles: list[tuple[str, dict[str, Ticker], dict[int, dict[str, Decimal]]]] = [
+        singles: list[tuple[str, dict[str, Ticker], dict[int, dict[str, Any]]]] = [
             *(("price", {symbol: ticker}, {}) for symbol, ticker in prices.items()),
-            *(("balances", {}, {account: values}) for account, values in balances.items()),
+            *(("account", {}, {account: state}) for account, state in balances.items()),
         ]
         for n, (kind, price, balance) in enumerate(singles):
             try:
@@ -284,6 +284,14 @@ class Recorder:
         return True
 
 
+_ACCOUNT_KINDS = ("balance", "order")
+
+
+def _account(hit: Hit) -> str | None:
+    account = hit.values.get("account")
+    return account if account and account.isdigit() else None
+
+
 def _keys(balances: Mapping[int, object]) -> set[str]:
     return {str(a) for a in balances}
 
@@ -292,6 +300,6 @@ def _ticker_values(ticker: Ticker) -> dict[str, object]:
     return {"last": ticker.last, "bid": ticker.bid, "ask": ticker.ask}
 
 
-def _balance_values(balances: Mapping[int, Mapping[str, Decimal]]) -> dict[str, object]:
+def _balance_values(balances: Mapping[int, Mapping[str, Any]]) -> dict[str, object]:
     account, values = next(iter(balances.items()))
     return {"account": account, **values}

@@ -22,19 +22,23 @@ from datetime import UTC, datetime, timedelta
 
 from alerts import metrics
 from alerts.db.session import Database
-from alerts.domain.events import BalanceUpdate, FeedEvent, Ticker
+from alerts.domain.events import BalanceUpdate, FeedEvent, Order, Ticker
+from alerts.domain.hits import Hit
 from alerts.domain.rules import RuleKind
 from alerts.engine import staleness, store
 from alerts.engine.armed import Armed
+from alerts.engine.catchup import CatchUp
 from alerts.engine.evaluate import Evaluator
+from alerts.engine.private import AccountConnections
 from alerts.engine.recorder import Handoff, Recorder
 from alerts.engine.refusals import Refusals
 from alerts.engine.staleness import StalenessWatch
 from alerts.feed import FeedClient, FeedConfig, Subscription
 from alerts.feed.errors import AuthRejected, RequestRejected
+from alerts.feed.rest import ExchangeRest
 from alerts.feed.state import FeedState
 from alerts.metrics import FIRINGS
-from alerts.security import SecretBox, SecretsUnavailable, UndecryptableSecret
+from alerts.security import SecretBox
 
 logger = logging.getLogger("alerts.engine")
 
@@ -68,6 +72,7 @@ class EngineConfig:
     retry_delay: float = 1.0
     symbol_stale_after: float = 300.0
     refusals: Callable[[], Refusals] = Refusals  # refused subscriptions' backoff and budget
+    rest_url: str | None = None  # XROCKET_API_URL: the order history, for fills missed
 
 
 def subscription_for(rule: Armed, depth: int) -> Subscription | None:
@@ -109,23 +114,23 @@ class Engine:
             on_refused=self.refusals.refused,
             on_subscribed=self.refusals.subscribed,
         )
-        self.private: dict[int, FeedClient] = {}
         self.recorder = Recorder(
             db,
-            self.evaluator.balances,
+            self.evaluator.accounts.snapshot,
             clock,
             interval=config.flush_interval,
             retry_delay=config.retry_delay,
             handoff=handoff,
         )
+        rest = ExchangeRest(config.rest_url) if config.rest_url else None
+        catch_up = CatchUp(rest, self.evaluator.accounts, self._on_late)
+        self.private = AccountConnections(db, box, config.feed, self._on_event, catch_up, clock)
         self._subs: Counter[Subscription] = Counter()
         self._sub_cache: dict[tuple[object, ...], Subscription | None] = {}
         self._accounts: Counter[int] = Counter()
-        self._refused: dict[int, datetime] = {}
         self._stopping = asyncio.Event()
         self._last_change = 0
         self._tasks: list[asyncio.Task[None]] = []
-        self._private_tasks: dict[int, asyncio.Task[None]] = {}
         self.staleness = StalenessWatch(config.symbol_stale_after)
         self._evaluated, self._evaluating = 0, 0.0
         self.rules_skipped = 0  # rule evaluations skipped because they raised
@@ -171,6 +176,13 @@ class Engine:
         symbol = getattr(event, "symbol", None)
         if symbol is not None:
             self.staleness.seen(symbol, started)
+        self._evaluated_event(event, hits)
+
+    def _on_late(self, order: Order, late: str) -> None:
+        """An order from the history after a gap (see `alerts.engine.catchup`)."""
+        self._evaluated_event(order, self.evaluator.evaluate_late(order, self.clock(), late))
+
+    def _evaluated_event(self, event: FeedEvent, hits: list[Hit]) -> None:
         if self.evaluator.disarmed:
             for rule in self.evaluator.disarmed:
                 self._count(rule, -1)
@@ -179,8 +191,8 @@ class Engine:
             self._note_skipped(event)
         if isinstance(event, Ticker):
             self.recorder.ticker(event)
-        elif isinstance(event, BalanceUpdate) and event.account and event.account.isdigit():
-            self.recorder.balance(int(event.account))
+        elif isinstance(event, BalanceUpdate | Order) and event.account and event.account.isdigit():
+            self.recorder.account(int(event.account))
         if hits:
             self.recorder.add(hits)
             for hit in hits:
@@ -211,9 +223,10 @@ class Engine:
         started = time.perf_counter()
         self._last_change = await asyncio.to_thread(store.latest_change, self.db)
         prices = await asyncio.to_thread(store.load_prices, self.db)
-        balances = await asyncio.to_thread(store.load_balances, self.db)
+        accounts = await asyncio.to_thread(store.load_accounts, self.db)
         self.evaluator.prices.update(prices)
-        self.evaluator.balances.update(balances)
+        for account, state in accounts.items():
+            self.evaluator.accounts.restore(account, state)
         self.evaluator.gaps = {symbol for symbol, _ in prices}
         await asyncio.to_thread(self._load_rules)
         logger.info(
@@ -242,12 +255,12 @@ class Engine:
     async def stop(self) -> None:
         """Disconnect, record what is pending, and stop."""
         self._stopping.set()
+        self._keep_accounts()  # how far each account's history was followed, until now
         await self.public.stop()
-        for client in list(self.private.values()):
-            await client.stop()
-        for task in [*self._tasks, *self._private_tasks.values()]:
+        await self.private.stop()
+        for task in self._tasks:
             task.cancel()
-        for task in [*self._tasks, *self._private_tasks.values()]:
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, AuthRejected):
                 await task
         await self._flush()
@@ -298,7 +311,7 @@ class Engine:
 
     def feed_states(self) -> list[FeedState]:
         """The public connection's state and each account connection's."""
-        return [self.public.state, *(client.state for client in self.private.values())]
+        return [self.public.state, *self.private.states()]
 
     async def _tell_staleness(self) -> None:
         went, back = self.staleness.check(time.perf_counter())
@@ -318,8 +331,12 @@ class Engine:
 
     # --- following the database ----------------------------------------------------------
 
+    def _keep_accounts(self) -> None:
+        for account in self.private.clients:
+            self.recorder.account(account)
+
     async def _poll_loop(self) -> None:
-        pruned = 0.0
+        pruned = kept = 0.0
         while not self._stopping.is_set():
             await asyncio.sleep(self.config.poll_interval)
             try:
@@ -327,6 +344,9 @@ class Engine:
                 await self._sync()
                 await self._report_symbols()
                 await self._tell_staleness()
+                if time.monotonic() - kept > 60:  # a connected account's history moves on
+                    kept = time.monotonic()
+                    self._keep_accounts()
                 if time.monotonic() - pruned > 600:
                     pruned = time.monotonic()
                     cutoff = self.clock() - _CHANGES_KEPT
@@ -348,7 +368,7 @@ class Engine:
 
     async def _sync(self) -> None:
         await self._sync_public()
-        await self._sync_accounts()
+        await self.private.sync({a for a, n in self._accounts.items() if n > 0})
 
     async def _sync_public(self) -> None:
         wanted = {sub for sub, n in self._subs.items() if n > 0}
@@ -376,63 +396,3 @@ class Engine:
             await asyncio.to_thread(store.report_symbol, self.db, symbol, status, self.clock())
             if reports.get(symbol, "") == status:  # (unless it changed meanwhile)
                 del reports[symbol]
-
-    async def _sync_accounts(self) -> None:
-        wanted = {a for a, n in self._accounts.items() if n > 0}
-        for account in set(self.private) - wanted:
-            await self._close_account(account)
-        missing = wanted - set(self.private)
-        if not missing:
-            return
-        info = await asyncio.to_thread(store.accounts, self.db, missing)
-        for account in missing:
-            details = info.get(account)
-            if details is None:
-                continue
-            if details.status == "rejected":
-                self._refused.setdefault(account, details.updated_at)
-                continue
-            self._refused.pop(account, None)
-            self._open_account(details)
-
-    def _open_account(self, details: store.AccountInfo) -> None:
-        try:
-            token = self.box.open(details.token_sealed)
-        except (SecretsUnavailable, UndecryptableSecret):
-            logger.error(
-                "account %s: its token cannot be decrypted (is ALERTS_SECRET_KEY the key "
-                "it was stored with?)",
-                details.id,
-            )
-            return
-        config = replace(self.config.feed, name=f"account {details.id}", token=token)
-        config = replace(config, account=str(details.id))
-        client = FeedClient(config, self._on_event)
-        self.private[details.id] = client
-        self._private_tasks[details.id] = asyncio.create_task(
-            self._run_account(details.id, client), name=f"feed account {details.id}"
-        )
-
-    async def _run_account(self, account: int, client: FeedClient) -> None:
-        await client.subscribe(Subscription.balances())
-        await client.subscribe(Subscription.active_orders())
-        try:
-            await client.run()
-        except AuthRejected as exc:
-            logger.warning("account %s: the exchange refused its token: %s", account, exc)
-            self.private.pop(account, None)
-            self._private_tasks.pop(account, None)
-            self._refused[account] = self.clock()
-            await asyncio.to_thread(
-                store.reject_account, self.db, account, exc.message, self.clock()
-            )
-
-    async def _close_account(self, account: int) -> None:
-        client = self.private.pop(account, None)
-        task = self._private_tasks.pop(account, None)
-        if client is not None:
-            await client.stop()
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, AuthRejected):
-                await task

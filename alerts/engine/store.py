@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from alerts.db.models import Account, EngineState, Rule, RuleChange, SymbolStatus
 from alerts.db.models import Ticker as TickerRow
 from alerts.db.outbox import delivery_targets, record_event
+from alerts.db.recording import ACCOUNT_STATE
 from alerts.db.session import Database
 from alerts.engine.armed import Armed, arm, arm_fields
 
@@ -127,15 +128,26 @@ def load_prices(db: Database) -> dict[tuple[str, str], Decimal]:
     return prices
 
 
-def load_balances(db: Database) -> dict[int, dict[str, Decimal]]:
-    """The last persisted balances per account."""
-    balances: dict[int, dict[str, Decimal]] = {}
+def load_accounts(db: Database) -> dict[int, dict[str, Any]]:
+    """Each account's persisted state (see `AccountRules.snapshot`); an account that only
+    has balances from before account states were kept gets those."""
+    states: dict[int, dict[str, Any]] = {}
     with db.session() as session:
-        rows = session.exec(select(EngineState).where(col(EngineState.key).like("balances:%")))
-        for row in rows:
-            account = int(row.key.split(":", 1)[1])
-            balances[account] = {k: Decimal(v) for k, v in row.value.items()}
-    return balances
+        rows = session.exec(
+            select(EngineState).where(
+                col(EngineState.key).like("balances:%")
+                | col(EngineState.key).like(f"{ACCOUNT_STATE}%")
+            )
+        )
+        for row in sorted(rows, key=lambda r: r.key.startswith(ACCOUNT_STATE)):
+            prefix, _, account = row.key.partition(":")
+            if not account.isdigit():
+                continue
+            if prefix == "balances":
+                states[int(account)] = {"balances": dict(row.value)}
+            else:
+                states[int(account)] = dict(row.value)  # the newer form wins
+    return states
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ from alerts.domain.events import (
     Trade,
 )
 from alerts.domain.values import OutOfRange, bounded
+from alerts.feed.errors import error_from_wire
 
 TICKER = "ticker"
 TICKERS = "tickers"
@@ -510,6 +511,49 @@ def parse_push(
     except (ArithmeticError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         # Belt and braces: a payload shape nobody foresaw is still only a bad push.
         raise PayloadError(f"unexpected payload shape: {type(exc).__name__}") from None
+
+
+# --- the REST API (protocol page §3) ------------------------------------------------
+
+ORDERS_HISTORY = "/api/v1/orders/history"
+HISTORY_LIMIT = 100  # orders a page; a page with fewer is the last
+
+
+def history_params(start_ms: int, end_ms: int | None = None) -> dict[str, str]:
+    """The query of one page of an account's closed orders, from `start_ms` (Unix ms)."""
+    params = {"startAt": str(start_ms), "limit": str(HISTORY_LIMIT)}
+    if end_ms is not None:
+        params["endAt"] = str(end_ms)
+    return params
+
+
+def parse_answer(raw: str | bytes) -> Any:
+    """The `data` of a REST answer `{"success": true, "data": ...}`; PayloadError if the
+    body is not one, ExchangeError (by its code) if it is an error answer."""
+    try:
+        body = decode_frame(raw)
+    except ValueError:
+        raise PayloadError("answer is not JSON") from None
+    if type(body) is not dict:
+        raise PayloadError("answer is not an object")
+    if body.get("success") is not True:
+        raise error_from_wire(body.get("error"))
+    return body.get("data")
+
+
+def parse_orders(data: Any, account: str, refused: list[str]) -> list[Order]:
+    """The orders of a history answer (each as the `activeOrders` channel would push it);
+    an order that cannot be read is left out, its reason added to `refused`."""
+    context = {"account": account}
+    orders: list[Order] = []
+    for item in _objects(data):
+        try:
+            orders.append(_order(_object(item), context))
+        except PayloadError as exc:
+            refused.append(exc.reason)
+        except (ArithmeticError, ValueError, TypeError, AttributeError) as exc:
+            refused.append(f"unexpected payload shape: {type(exc).__name__}")
+    return orders
 
 
 # --- fast path ---------------------------------------------------------------------

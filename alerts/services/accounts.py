@@ -78,14 +78,14 @@ def _notification_rule(row: Account, orders: bool) -> RuleCreate:
             account_id=row.id,
             statuses=NOTIFIED_STATUSES,
             trigger=Trigger.EVERY,
-            cooldown_seconds=1,
+            cooldown_seconds=0,
         )
     return BalanceCreate(
         kind="balance",
         name=f"Balances on {row.name}"[:100],
         account_id=row.id,
         trigger=Trigger.EVERY,
-        cooldown_seconds=1,
+        cooldown_seconds=0,
     )
 
 

@@ -69,9 +69,9 @@ class RuleSettings(BaseModel):
     trigger: Trigger = Trigger.ONCE
     cooldown_seconds: int = Field(
         default=DEFAULT_COOLDOWN_SECONDS,
-        ge=1,
+        ge=0,
         le=MAX_COOLDOWN_SECONDS,
-        description="With trigger `every`: the least time between two firings.",
+        description="With trigger `every`: the least time between two firings (0: none).",
     )
     expires_at: datetime | None = Field(
         default=None, description="After this time the rule never fires (UTC if no offset)."
@@ -149,8 +149,6 @@ EXAMPLES: dict[RuleKind, dict[str, Any]] = {
         "kind": "order",
         "account_id": 1,
         "statuses": ["FILLED", "CANCELED"],
-        "trigger": "every",
-        "cooldown_seconds": 1,
         "message": "{symbol} order {order_id} {status} at {average_price}",
     },
     RuleKind.BALANCE: {
@@ -187,12 +185,27 @@ class SpreadCreate(RuleSettings, Spread):
     model_config = _examples(EXAMPLES[RuleKind.SPREAD])
 
 
+# Account kinds report every event by default; a cooldown, where one is set, counts per order
+# (per currency for balances), so it never swallows another order.
+_EVERY_EVENT = "Default `every`: every order (balance change) is reported."
+_PER_ORDER = (
+    "Default 0. A cooldown counts per order (per currency for balances): it never holds back "
+    "another order."
+)
+
+
 class OrderCreate(RuleSettings, OrderRule):
     model_config = _examples(EXAMPLES[RuleKind.ORDER])
+
+    trigger: Trigger = Field(default=Trigger.EVERY, description=_EVERY_EVENT)
+    cooldown_seconds: int = Field(default=0, ge=0, le=MAX_COOLDOWN_SECONDS, description=_PER_ORDER)
 
 
 class BalanceCreate(RuleSettings, BalanceRule):
     model_config = _examples(EXAMPLES[RuleKind.BALANCE])
+
+    trigger: Trigger = Field(default=Trigger.EVERY, description=_EVERY_EVENT)
+    cooldown_seconds: int = Field(default=0, ge=0, le=MAX_COOLDOWN_SECONDS, description=_PER_ORDER)
 
 
 RuleCreate = Annotated[
@@ -221,7 +234,7 @@ class RuleUpdate(BaseModel):
     name: Name | None = None
     destination_ids: list[DestinationId] | None = Field(default=None, max_length=MAX_DESTINATIONS)
     trigger: Trigger | None = None
-    cooldown_seconds: int | None = Field(default=None, ge=1, le=MAX_COOLDOWN_SECONDS)
+    cooldown_seconds: int | None = Field(default=None, ge=0, le=MAX_COOLDOWN_SECONDS)
     expires_at: datetime | None = None
     message: Message | None = None
     enabled: bool | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal
 from typing import Any
 
 from alerts.simulator.market import ZERO, dec
@@ -14,6 +14,9 @@ ACTIVE = frozenset({"NEW", "PARTIALLY_FILLED"})
 SIDES = frozenset({"BUY", "SELL"})
 ORDER_TYPES = frozenset({"LIMIT", "MARKET"})
 QUANTITY_STEP = Decimal("0.000001")
+# What a quote currency settles in: amounts paid, received and locked are whole cents, as an
+# exchange books them (the raw product of a price and a quantity has a dozen decimals).
+QUOTE_STEP = Decimal("0.01")
 AVERAGE_STEP = Decimal("1e-12")
 
 Payload = dict[str, Any]
@@ -163,7 +166,7 @@ class Accounts:
             updated_at=now,
         )
         balance = self._balance(user, order.locked_currency)
-        needed = price * quantity if side == "BUY" else quantity
+        needed = _quote(price * quantity, ROUND_UP) if side == "BUY" else quantity
         order.locked_left = min(needed, max(balance.available, ZERO))
         balance.available -= order.locked_left
         balance.locked += order.locked_left
@@ -180,9 +183,9 @@ class Accounts:
         if amount <= ZERO:
             raise ValueError("fill quantity must be positive")
         base, quote = self._balance(order.user, order.base), self._balance(order.user, order.quote)
-        cost = fill_price * amount
+        cost = _quote(fill_price * amount, ROUND_HALF_EVEN)
         if order.side == "BUY":
-            release = min(order.locked_left, order.price * amount)
+            release = min(order.locked_left, _quote(order.price * amount, ROUND_UP))
             quote.locked -= release
             quote.available += release - cost
             base.available += amount
@@ -249,3 +252,7 @@ class Accounts:
         balance.locked -= order.locked_left
         balance.available += order.locked_left
         order.locked_left = ZERO
+
+
+def _quote(amount: Decimal, rounding: str) -> Decimal:
+    return amount.quantize(QUOTE_STEP, rounding=rounding)

@@ -115,6 +115,13 @@ class Dispatcher:
         self._publisher.snapshot(conn, sub.key, now_ms())
 
     def _unsubscribe(self, conn: Connection, params: dict[str, Any]) -> None:
+        channel = params.get("channel")
+        if set(params) == {"channel"} and isinstance(channel, str):
+            # Only the channel named, as the published example does: all of that channel.
+            keys = [k for k in conn.subs if k[0] == channel]
+            if keys:
+                self._hub.unsubscribe(conn, keys)
+                return
         sub = parse_subscription(
             params, symbols=self._symbols, default_depth=self._config.orderbook_depth
         )

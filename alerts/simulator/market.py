@@ -18,6 +18,7 @@ PERCENT_STEP = Decimal("0.01")
 SPREAD_RATIO = Decimal("0.0002")
 #: Ticks carry about six significant digits, like a real exchange's price filter.
 TICK_DIGITS = 5
+HISTORY = 2000  # closed candles kept per symbol and interval (for the REST API)
 
 Payload = dict[str, Any]
 
@@ -94,6 +95,16 @@ class SymbolState:
     quote_volume: Decimal = ZERO
     script: deque[Decimal] = field(default_factory=deque)
     candles: dict[str, Candle] = field(default_factory=dict)
+    #: Per interval, the candles closed so far (the newest `HISTORY` of them), oldest first.
+    history: dict[str, deque[Candle]] = field(default_factory=dict)
+
+    def closed(self, candle: Candle) -> Candle:
+        """Keep a candle that just closed in the history; return it."""
+        kept = self.history.get(candle.interval)
+        if kept is None:
+            kept = self.history[candle.interval] = deque(maxlen=HISTORY)
+        kept.append(candle)
+        return candle
 
     def spread(self) -> Decimal:
         """Half the bid/ask spread around the last price."""
@@ -170,7 +181,7 @@ class Market:
         closed: list[Candle] = []
         for interval, candle in st.candles.items():
             if now > candle.close_time:
-                closed.append(candle)
+                closed.append(st.closed(candle))
                 candle = Candle.starting(interval, _window_start(interval, now), candle.close)
                 st.candles[interval] = candle
             candle.update(price, quantity)
@@ -188,7 +199,7 @@ class Market:
         """Finish the open candle early; the next one starts at its close time."""
         candle = self.ensure_candle(st, interval, now)
         st.candles[interval] = Candle.starting(interval, candle.close_time + 1, st.price)
-        return candle
+        return st.closed(candle)
 
     def ticker(self, st: SymbolState, now: int) -> Payload:
         """The `ticker` push data (also one element of `tickers`)."""

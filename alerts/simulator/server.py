@@ -21,6 +21,7 @@ from alerts.simulator.hub import Connection, Faults, Hub
 from alerts.simulator.market import ZERO, Market, now_ms
 from alerts.simulator.protocol import SubKey
 from alerts.simulator.publisher import Publisher
+from alerts.simulator.rest import RestApi, RestFaults
 
 logger = logging.getLogger("alerts.simulator")
 # websockets logs every frame at DEBUG, auth tokens included: never below INFO.
@@ -53,6 +54,9 @@ class Simulator:
         )
         #: (method, params) of every request received, in order.
         self.requests: list[tuple[str, dict[str, Any]]] = self._dispatcher.requests
+        #: The REST API's fault switches (and the paths it was asked for).
+        self.rest_faults = RestFaults()
+        self._rest = RestApi(self.config, self._market, self._accounts, self.rest_faults, now_ms)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -69,6 +73,7 @@ class Simulator:
             compression=None,
             close_timeout=2,
             logger=_wire_logger,
+            process_request=self._rest,  # a plain HTTP GET is a REST request
         )
         self._host = host
         self._port = self._server.sockets[0].getsockname()[1]
@@ -109,6 +114,11 @@ class Simulator:
     def url(self) -> str:
         """WebSocket URL of the running server."""
         return f"ws://{self._host}:{self._port}/"
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the REST API (the same port: XROCKET_API_URL for the service)."""
+        return f"http://{self._host}:{self._port}"
 
     @property
     def port(self) -> int:
@@ -311,7 +321,12 @@ async def serve_forever(config: SimulatorConfig, host: str, port: int) -> None:
     """Run a simulator on host:port until cancelled, then stop it cleanly."""
     simulator = Simulator(config)
     await simulator.start(host, port)
-    logger.info("xRocket simulator serving %d symbols at %s", len(config.symbols), simulator.url)
+    logger.info(
+        "xRocket simulator serving %d symbols at %s (REST API at %s)",
+        len(config.symbols),
+        simulator.url,
+        simulator.api_url,
+    )
     try:
         await asyncio.Event().wait()
     finally:

@@ -1,0 +1,107 @@
+"""Fills missed while away: when an account's private connection comes up (at start, or
+after a drop), the orders it closed since the account's history was last followed are read
+from the REST API and reported, once (what was reported already is known to the account's
+state), marked late: "while the service was stopped" or "while the connection was down".
+
+Until that read succeeds, the account's `since` stays where it was, so a failed read (the
+REST API down, a restart meanwhile) is retried and nothing in the gap is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+
+from alerts.domain.events import Order
+from alerts.engine.accounts import AccountRules
+from alerts.feed.backoff import Backoff
+from alerts.feed.errors import AuthRejected, FeedError
+from alerts.feed.rest import ExchangeRest
+
+logger = logging.getLogger("alerts.engine")
+
+WHILE_STOPPED = "while the service was stopped"
+WHILE_DOWN = "while the connection was down"
+
+
+class CatchUp:
+    """Reads each account's missed orders after its connection comes up."""
+
+    def __init__(
+        self,
+        rest: ExchangeRest | None,
+        accounts: AccountRules,
+        report: Callable[[Order, str], None],
+        *,
+        retry: Backoff | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.rest = rest
+        self.accounts = accounts
+        self.report = report
+        self.retry = retry or Backoff(initial=1.0, maximum=300.0, factor=2.0, jitter=0.2)
+        self._rng = rng or random.Random()
+        self._started: set[int] = set()  # accounts connected at least once since start
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    def connected(self, account: int, token: str) -> None:
+        """The account's connection is up (and subscribed): catch up from its `since`."""
+        reason = WHILE_DOWN if account in self._started else WHILE_STOPPED
+        self._started.add(account)
+        self._cancel(account)
+        self._tasks[account] = asyncio.create_task(
+            self._run(account, token, reason), name=f"catch up account {account}"
+        )
+
+    def disconnected(self, account: int) -> None:
+        """The account's connection is down: its history is followed no further."""
+        self._cancel(account)
+        self.accounts.lost(account)
+
+    async def close(self) -> None:
+        """Stop every catch-up in progress."""
+        for account in list(self._tasks):
+            self._cancel(account)
+        if self.rest is not None:
+            await self.rest.close()
+
+    def _cancel(self, account: int) -> None:
+        task = self._tasks.pop(account, None)
+        if task is not None:
+            task.cancel()
+
+    async def _run(self, account: int, token: str, reason: str) -> None:
+        since = self.accounts.since(account)
+        if since is None or self.rest is None:
+            self.accounts.live(account)  # a new account: nothing can have been missed
+            return
+        attempt = 0
+        while True:
+            try:
+                orders = await self.rest.order_history(token, str(account), since)
+                break
+            except AuthRejected as exc:
+                logger.warning("account %s: the REST API refused its token: %s", account, exc)
+                return
+            except (FeedError, OSError) as exc:
+                delay = self.retry.delay(attempt, self._rng)
+                attempt += 1
+                logger.warning(
+                    "account %s: cannot read its order history yet (%s); again in %.0f s",
+                    account,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        for order in orders:
+            try:
+                self.report(order, reason)
+            except Exception:  # a bug: this order is lost, not the others
+                logger.exception("account %s: order %s from the history", account, order.order_id)
+        if orders:
+            logger.info(
+                "account %s: %d order(s) from the history, %s", account, len(orders), reason
+            )
+        self.accounts.live(account)
