@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from alerts.delivery.messages import default_text
 from alerts.domain.rules import RuleKind
 from alerts.domain.templates import (
     TemplateError,
@@ -19,6 +20,7 @@ from alerts.domain.templates import (
 )
 from alerts.domain.values import format_decimal, parse_decimal
 from alerts.services.rule_schemas import EXAMPLES, rule_create_adapter
+from alerts.services.samples import sample_values
 
 exact = st.decimals(min_value=Decimal(0), max_value=Decimal("9" * 20), places=8, allow_nan=False)
 
@@ -116,3 +118,15 @@ def test_rule_bodies_are_accepted_or_refused_cleanly(
     # Accepted bodies survive a JSON round trip unchanged.
     dumped = rule.model_dump(mode="json")
     assert rule_create_adapter.validate_python(dumped) == rule
+
+
+@pytest.mark.parametrize("kind", list(RuleKind))
+def test_a_test_message_fills_every_placeholder_of_its_kind(kind: RuleKind) -> None:
+    """What `POST /v1/rules/{id}/test` sends: a value for each placeholder, never a blank."""
+    params = {k: v for k, v in EXAMPLES[kind].items() if k != "kind"}
+    for price in ("69999.5", None):
+        values = sample_values(kind, params, price)
+        wanted = set(placeholders_for(kind)) - {"rule", "kind", "time"}
+        assert set(values) == wanted and all(values.values()), (kind, values)
+        text = default_text(kind.value, values)
+        assert "()" not in text and "(was )" not in text and "  " not in text, text

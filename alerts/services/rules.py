@@ -29,6 +29,7 @@ from alerts.services.rule_schemas import (
     rule_create_adapter,
     rule_public_adapter,
 )
+from alerts.services.samples import sample_values
 from alerts.services.schemas import EventPublic
 
 _SETTINGS = set(RuleSettings.model_fields)
@@ -327,9 +328,8 @@ def delete_rule(session: Session, user_id: int, rule_id: int, *, now: datetime) 
 
 def _sample_values(row: Rule, price: str | None, now: datetime) -> dict[str, Any]:
     values: dict[str, Any] = {k: v for k, v in row.params.items() if v is not None}
+    values.update(sample_values(RuleKind(row.kind), row.params, price))
     values.update(rule=row.name, kind=row.kind, time=now.isoformat(), test=True)
-    if price is not None:
-        values.setdefault("price", price)
     return values
 
 
