@@ -436,3 +436,12 @@ def test_numbers_within_bounds_are_kept_exact_and_short() -> None:
     data = {"symbol": "BTC-USDT", "lastPrice": "1", "priceChangePercent": "1e5000000"}
     [event] = parse_push(push("ticker", data))
     assert event.day.change_percent is None  # type: ignore[attr-defined]  # shown only: dropped
+
+
+def test_text_no_database_takes_refuses_its_element() -> None:
+    order = {"orderId": "o\x001", "symbol": "X-Y", "status": "FILLED"}
+    with pytest.raises(PayloadError, match="unprintable text"):
+        parse_push(push("activeOrders", order))
+    trade = {"symbol": "X-Y", "price": "1", "quantity": "1", "id": "t\x00"}
+    with pytest.raises(PayloadError, match="unprintable text"):
+        parse_push(push("trades", [trade]))

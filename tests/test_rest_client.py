@@ -53,7 +53,8 @@ async def test_the_history_is_read_page_after_page(sim: Simulator, rest: Exchang
     orders = await rest.order_history(TOKEN, "3", 0)
     assert [o.order_id for o in orders] == ids  # oldest first, each once, three pages
     assert {o.account for o in orders} == {"3"} and orders[0].status.value == "FILLED"
-    assert sum("orders/history" in p for p in sim.rest_faults.requests) == 3
+    # Three pages of 100, or one more when a page's last millisecond is shared: it comes again.
+    assert 3 <= sum("orders/history" in p for p in sim.rest_faults.requests) <= 4
 
 
 async def test_5xx_slow_and_malformed_answers_are_retried(

@@ -13,7 +13,8 @@ Bounds, because the exchange is not trusted to be sane: a symbol is at most 40 c
 letters, digits and `-_./`; an id at most 128 characters; a number is finite, not negative,
 has at most 40 significant digits and a magnitude within 1e-30..1e30
 (`alerts.domain.values.bounded`). A value out of bounds refuses its element (in a list push
-the others stand, when the caller collects refusals) with a short, fixed reason.
+the others stand, when the caller collects refusals) with a short, fixed reason; so does
+text no database column takes (NUL and other unprintable characters).
 
 The module is longer than most here on purpose: the protocol page asks for
 every payload assumption to live in one module, so one edit fixes them all.
@@ -254,6 +255,8 @@ def _opt_str(item: dict[str, Any], key: str) -> str | None:
     if type(value) is str:
         if len(value) > MAX_ID:
             raise _Bounds("id too long")
+        if not value.isprintable():  # NUL and friends: no database text column takes them
+            raise _Bounds("unprintable text")
         return value
     if type(value) is int:
         if not -(10**40) < value < 10**40:
@@ -410,7 +413,7 @@ def _candle(item: dict[str, Any], context: dict[str, Any]) -> Candle:
         interval = context.get("interval")
     if type(interval) is not str:
         raise PayloadError("missing interval")
-    if len(interval) > 16:
+    if len(interval) > 16 or not interval.isprintable():
         raise _Bounds("bad interval")
     closed = item.get("closed")
     return Candle(
@@ -676,7 +679,7 @@ def _fast_ticker(w: _WireTicker, fallback: str | None) -> Ticker:
 def _fast_trade(w: _WireTrade, fallback: str | None) -> Trade:
     side = _SIDES.get(w.side.upper()) if w.side is not None else None
     trade_id = w.id if w.id is None or type(w.id) is str else str(w.id)
-    if trade_id is not None and len(trade_id) > MAX_ID:
+    if trade_id is not None and (len(trade_id) > MAX_ID or not trade_id.isprintable()):
         raise _NotFast
     return Trade(
         _fast_symbol(w.symbol, fallback),
