@@ -98,8 +98,14 @@ def _public_from(
     )
 
 
+_STATUS_OF_ONE = sa_select(_STATUSES.c.status).where(_STATUSES.c.symbol == bindparam("symbol"))
+
+
 def _status(session: Session, symbol: str | None) -> str | None:
-    return symbol_statuses(session, [symbol]).get(symbol or "")
+    if not symbol:
+        return None
+    status: str | None = session.execute(_STATUS_OF_ONE, {"symbol": symbol}).scalar()
+    return status
 
 
 def check_owned_account(session: Session, user_id: int, account_id: int) -> None:
