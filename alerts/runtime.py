@@ -11,6 +11,8 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+from pydantic import SecretStr
+
 from alerts import health
 from alerts.bot.app import BotRunner, Webhook
 from alerts.bot.context import BotConfig, BotServices
@@ -31,6 +33,10 @@ logger = logging.getLogger("alerts.runtime")
 def _box(settings: Settings) -> SecretBox:
     secret = settings.alerts_secret_key
     return SecretBox(secret.get_secret_value() if secret else None)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def _stop_signals() -> asyncio.Event:
@@ -61,7 +67,11 @@ def make_worker(settings: Settings, db: Database) -> DeliveryWorker:
     """The delivery worker for these settings (Telegram only with a bot token)."""
     token = settings.telegram_bot_token
     telegram = (
-        TelegramNotifier(token.get_secret_value(), api_url=settings.telegram_api_url)
+        TelegramNotifier(
+            token.get_secret_value(),
+            api_url=settings.telegram_api_url,
+            proxy=_secret(settings.telegram_proxy),
+        )
         if token
         else None
     )
@@ -98,7 +108,11 @@ def make_bot(settings: Settings, db: Database) -> BotRunner | None:
         ),
     )
     return BotRunner(
-        token.get_secret_value(), services, api_url=settings.telegram_api_url, webhook=webhook
+        token.get_secret_value(),
+        services,
+        api_url=settings.telegram_api_url,
+        proxy=_secret(settings.telegram_proxy),
+        webhook=webhook,
     )
 
 

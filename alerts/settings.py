@@ -32,6 +32,7 @@ class Settings(BaseSettings):
         default=None, validation_alias="TELEGRAM_BOT_TOKEN"
     )
     telegram_api_url: str | None = Field(default=None, validation_alias="TELEGRAM_API_URL")
+    telegram_proxy: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_PROXY")
     telegram_webhook_url: str | None = Field(default=None, validation_alias="TELEGRAM_WEBHOOK_URL")
     telegram_webhook_secret: SecretStr | None = Field(
         default=None, validation_alias="TELEGRAM_WEBHOOK_SECRET"
@@ -76,6 +77,7 @@ class Settings(BaseSettings):
     @field_validator(
         "telegram_bot_token",
         "telegram_api_url",
+        "telegram_proxy",
         "telegram_webhook_url",
         "telegram_webhook_secret",
         "alerts_admin_token",
@@ -117,6 +119,18 @@ class Settings(BaseSettings):
                         "ALERTS_APPRISE_SCHEMES is a comma-separated list of schemes, "
                         "`default` (the built-in list) or `*` (every scheme)"
                     )
+        return value
+
+    @field_validator("telegram_proxy")
+    @classmethod
+    def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # A secret: a proxy URL may carry a password.
+        if value is not None:
+            scheme = value.get_secret_value().partition("://")[0].lower()
+            if scheme not in ("http", "https", "socks5", "socks4"):
+                raise ValueError(
+                    "TELEGRAM_PROXY is http://, https:// or socks5:// (host:port, maybe user:pass@)"
+                )
         return value
 
     @field_validator("telegram_webhook_url")

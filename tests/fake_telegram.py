@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -76,6 +77,8 @@ class FakeTelegram:
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
     #: Per group, the user ids getChatMember calls administrators (everyone else: member).
     admins: dict[int, set[int]] = field(default_factory=dict)
+    #: Serve HTTPS with this context (a self-hosted Bot API server behind its own CA).
+    tls: ssl.SSLContext | None = None
 
     def say(self, user_id: int, text: str, chat_id: int | None = None) -> int:
         """A user writes `text` (in their private chat, or in group `chat_id`); the message id."""
@@ -181,10 +184,10 @@ class FakeTelegram:
         app.router.add_post("/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)  # its lines hold the bot token
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.tls)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
         return self
 
     async def __aexit__(self, *_exc: object) -> None:

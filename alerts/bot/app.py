@@ -63,6 +63,7 @@ class BotRunner:
         services: BotServices,
         *,
         api_url: str | None = None,
+        proxy: str | None = None,
         webhook: Webhook | None = None,
         polling_timeout: int = 10,
         retry: tuple[float, float] = (1.0, 60.0),
@@ -74,9 +75,11 @@ class BotRunner:
         self.up = asyncio.Event()  # set while the bot is connected (for /readyz)
         self._token = token
         self._api_url = api_url
+        self._proxy = proxy
 
     def _scrub(self, error: BaseException) -> str:
-        return f"{type(error).__name__}: {error}".replace(self._token, "***")
+        text = f"{type(error).__name__}: {error}".replace(self._token, "***")
+        return text.replace(self._proxy, "***") if self._proxy else text
 
     async def run(self) -> None:
         """Start, retrying with capped backoff while it fails; then serve updates."""
@@ -84,7 +87,7 @@ class BotRunner:
         while True:
             bot = Bot(
                 self._token,
-                session=bot_session(self._api_url),
+                session=bot_session(self._api_url, self._proxy),
                 default=DefaultBotProperties(parse_mode="HTML"),
             )
             try:

@@ -1,12 +1,14 @@
 """Telegram through aiogram: every Bot API error mapped, in this one place, to retry or not.
 
-Alerts go out on a lean path: the sendMessage body is JSON encoded once (msgspec) and
-POSTed by our own HTTP client (`alerts.delivery.http`), and a sent message's answer is only
-checked for `"ok": true`; only an error answer is parsed, by aiogram's `check_response`, into
-the exceptions mapped below. aiogram's full path (a pydantic model for the request, form
-encoding, aiohttp, a pydantic `Message` built from every answer) cost about 450 µs of CPU per
-message, on the path between a price crossing and its alert; this one about a quarter of that
-(`bench/delivery.py`). The bot's own commands go through aiogram as they are.
+Alerts go out through aiogram's own session: its long-lived aiohttp `ClientSession` (one per
+bot, shared by nothing else), with `TELEGRAM_PROXY` (http, https or socks5, through
+aiohttp-socks, as aiogram does it) and the system's trust store, `SSL_CERT_FILE` included,
+for a self-hosted Bot API server behind a private CA. The bot's commands use a session made
+the same way (`bot_session`). On that session the path is lean: the sendMessage body is JSON
+encoded once (msgspec), and a sent message's answer is only checked for `"ok": true`; only an
+error answer is parsed, by aiogram's `check_response`, into the exceptions mapped below (the
+full aiogram path built pydantic models both ways, about 450 µs of CPU per message). A 2xx
+answer without the Bot API's JSON counts as sent: sending again could only repeat it.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import ssl
 from typing import Any
-from urllib.parse import urlsplit
 
+import aiohttp
 import msgspec
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -37,7 +40,6 @@ from aiogram.methods import SendMessage
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from alerts.delivery.errors import SendFailed
-from alerts.delivery.http import BadAnswer, HttpPool
 from alerts.delivery.messages import Message
 from alerts.delivery.ratelimit import RateLimiter
 
@@ -68,11 +70,17 @@ def _markup(rule_id: int | None) -> dict[str, Any] | None:
     return None if markup is None else markup.model_dump(exclude_none=True)
 
 
-def bot_session(api_url: str | None) -> AiohttpSession:
-    """An aiogram session for the official Bot API, or for the server at `api_url`."""
+def bot_session(api_url: str | None, proxy: str | None = None) -> AiohttpSession:
+    """An aiogram session for the official Bot API, or for the server at `api_url`, through
+    `proxy` if given, trusting the system's certificates (and `SSL_CERT_FILE`)."""
+    session = AiohttpSession(proxy=proxy)
     if api_url:
-        return AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
-    return AiohttpSession()
+        session.api = TelegramAPIServer.from_base(api_url.rstrip("/"))
+    # aiogram trusts certifi's roots only; the system's store honours SSL_CERT_FILE and a
+    # company's or a self-hosted server's own CA. (Its connector arguments are the one place
+    # to say so, with or without a proxy.)
+    session._connector_init["ssl"] = ssl.create_default_context()
+    return session
 
 
 class _Answer(msgspec.Struct):
@@ -82,6 +90,7 @@ class _Answer(msgspec.Struct):
 
 
 _encode = msgspec.json.Encoder().encode
+_JSON = {"Content-Type": "application/json"}
 _answer = msgspec.json.Decoder(_Answer).decode
 
 
@@ -96,18 +105,17 @@ class TelegramNotifier:
         limiter: RateLimiter | None = None,
         timeout: float = 10.0,
         in_flight: int = 16,
+        proxy: str | None = None,
     ) -> None:
         self.limiter = limiter or RateLimiter()
-        self._session = bot_session(api_url)
+        self._session = bot_session(api_url, proxy)
         self.bot = Bot(token, session=self._session)
         self.timeout = timeout
         self._token = token
-        url = self._session.api.api_url(token=token, method="sendMessage")
-        self._http = HttpPool(url)
-        self._path = urlsplit(url).path
-        # A slot is taken from the limiter only as the request goes out (`before_write`):
-        # were requests to wait for a connection after taking their slot, they would reach
-        # Telegram in bursts and meet 429s although their slots were spaced.
+        self._url = self._session.api.api_url(token=token, method="sendMessage")
+        # Requests in flight are bounded, and a slot is taken from the limiter only once a
+        # request holds one of them: were requests to wait for a connection after taking
+        # their slot, they would reach Telegram in bursts and meet 429s.
         self._in_flight = asyncio.Semaphore(in_flight)
         self._written: dict[asyncio.Task[Any], bool] = {}
 
@@ -125,22 +133,18 @@ class TelegramNotifier:
                 status, answer = await self._post(chat_id, message, task)
             finally:
                 del self._written[task]
-        if status == 200:
+        if 200 <= status < 300:
             try:
                 if _answer(answer).ok:
                     return
             except msgspec.DecodeError:
-                pass
+                return  # no Bot API JSON to say otherwise: sending again could only repeat it
         self._failed(chat_id, message, status, answer)
 
     def has_gone_out(self, task: asyncio.Task[Any]) -> bool:
         """Whether the send that `task` is making has reached Telegram (its request written):
         until then, cancelling it sends nothing."""
         return self._written.get(task, False)
-
-    async def _pace(self, chat_id: int, task: asyncio.Task[Any]) -> None:
-        await self.limiter.acquire(chat_id)
-        self._written[task] = True
 
     async def _post(
         self, chat_id: int, message: Message, task: asyncio.Task[Any]
@@ -154,18 +158,22 @@ class TelegramNotifier:
         markup = _markup(message.rule_id)
         if markup is not None:
             fields["reply_markup"] = markup
-        pace = functools.partial(self._pace, chat_id, task)
+        body = _encode(fields)
+        session = await self._session.create_session()
+        await self.limiter.acquire(chat_id)
+        self._written[task] = True
         try:
             # `timeout`, not `wait_for`: wait_for would run the request in a new task, which
             # starts only after everything else ready in the loop; the request would then
             # reach Telegram later than its slot was taken, by however busy the loop is.
             async with asyncio.timeout(self.timeout):
-                return await self._http.post(self._path, _encode(fields), before_write=pace)
+                async with session.post(self._url, data=body, headers=_JSON) as response:
+                    return response.status, await response.read()
         except TimeoutError:
             raise SendFailed(
                 f"no answer from Telegram within {self.timeout:g} s", retry=True
             ) from None
-        except (OSError, asyncio.IncompleteReadError, BadAnswer) as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             raise SendFailed(self._scrub(f"{type(exc).__name__}: {exc}"), retry=True) from None
 
     def _failed(self, chat_id: int, message: Message, status: int, answer: bytes) -> None:
@@ -211,5 +219,4 @@ class TelegramNotifier:
 
     async def close(self) -> None:
         """Close the HTTP connections."""
-        await self._http.close()
         await self._session.close()
