@@ -367,6 +367,35 @@ async def test_stopping_gives_back_a_send_still_waiting_for_its_turn(setup: Setu
     assert row.status == "pending" and row.attempts == 0 and row.lease_until is None
 
 
+async def test_a_send_waiting_longer_than_its_lease_keeps_it(setup: Setup) -> None:
+    """A chat's turn 1.5 s away, a lease of 0.3 s: the worker renews the lease while it
+    waits, so another worker scanning meanwhile takes nothing, and the alert goes out once."""
+    mine = setup.add_destination(kind="telegram", chat_id=CHAT)
+    limits = Limits(bot_per_second=1000, private_interval=1.5)
+    telegram = TelegramNotifier(TOKEN, api_url=setup.tg.url, limiter=RateLimiter(limits))
+    config = WorkerConfig(poll_interval=0.02, lease=timedelta(seconds=0.3))
+    worker = DeliveryWorker(
+        setup.db, SecretBox(SECRET_KEY), telegram=telegram, apprise=_local_apprise(), config=config
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        setup.fire(mine)
+        await eventually(lambda: len(setup.tg.sent) == 1, timeout=5, message="first")
+        second = setup.fire(mine)
+        await eventually(lambda: setup.delivery(second).status == "sending", message="claimed")
+        await asyncio.sleep(0.9)  # three leases' worth
+        other = claim(setup.db, now=datetime.now(UTC), lease=timedelta(seconds=60), limit=10)
+        assert other == []
+        await eventually(lambda: len(setup.tg.sent) == 2, timeout=5, message="second")
+        await eventually(lambda: setup.delivery(second).status == "sent", message="recorded")
+    finally:
+        await worker.stop()
+        await task
+        await telegram.close()
+    assert len(setup.tg.sent) == 2
+    assert setup.delivery(second).attempts == 1
+
+
 async def test_apprise_mailto_delivery_to_a_local_smtp_server(setup: Setup) -> None:
     from aiosmtpd.controller import Controller
 

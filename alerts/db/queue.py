@@ -102,6 +102,11 @@ _HOLD = (
         attempts=_DELIVERIES.c.attempts - 1,
     )
 )
+_RENEW = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id.in_(_IDS), _DELIVERIES.c.status == SENDING)
+    .values(lease_until=bindparam("until"))
+)
 _RELEASE = (
     update(_DELIVERIES)
     .where(_DELIVERIES.c.id.in_(_IDS), _DELIVERIES.c.status == SENDING)
@@ -201,6 +206,15 @@ def leased_jobs(session: Session, ids: Sequence[int], *, now: datetime) -> list[
         held = {j.delivery_id for j in muted}
         jobs = [j for j in jobs if j.delivery_id not in held]
     return jobs
+
+
+def renew(db: Database, ids: Collection[int], until: datetime) -> None:
+    """Extend the lease of deliveries still in a worker's hands (a chat waiting out a long
+    `retry_after`, say), so that no other worker takes them over meanwhile."""
+    if ids:
+        with db.writing() as session:
+            session.execute(_RENEW, {"ids": sorted(ids), "until": until})
+            session.commit()
 
 
 def release(db: Database, jobs: Sequence[Job]) -> None:

@@ -143,7 +143,29 @@ class DeliveryWorker:
         self._handed, self._queued, self._holding = [], {}, {}
         await asyncio.to_thread(queue.release, self.db, unsent)
 
+    async def _renew_leases(self) -> None:
+        """Every third of a lease, extend the leases of what the worker still holds: a send
+        may wait far longer than a lease (Telegram's `retry_after`, a mute's summary)."""
+        every = self.config.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            held = list(self._holding)
+            if held:
+                try:
+                    until = self.clock() + self.config.lease
+                    await asyncio.to_thread(queue.renew, self.db, held, until)
+                except Exception:
+                    logger.exception("renewing leases failed; trying again in %.0f s", every)
+
     async def _run(self) -> None:
+        renewing = asyncio.create_task(self._renew_leases(), name="worker lease renewal")
+        try:
+            await self._scan_and_send()
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+
+    async def _scan_and_send(self) -> None:
         cfg = self.config
         next_scan = 0.0
         while not self._stopping.is_set():
