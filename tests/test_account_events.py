@@ -22,6 +22,7 @@ from sqlmodel import select
 from alerts.db.migrate import upgrade
 from alerts.db.models import Event, Rule
 from alerts.db.session import Database
+from alerts.domain.events import Order
 from alerts.engine.runner import Engine
 from alerts.feed.verify import verify_token
 from alerts.runtime import make_engine, make_worker
@@ -237,3 +238,26 @@ async def test_partial_fills_report_what_was_executed_since_the_last_report(
     assert "filled 0.25 more (0.25 of 1 in all)" in texts[0]
     assert "filled 0.5 more (0.75 of 1 in all)" in texts[1]
     assert world.order_alerts()[2] == (order, "FILLED")
+
+
+async def test_a_bug_reporting_one_missed_order_costs_only_that_one(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with world.running():
+        await asyncio.sleep(0.2)
+    broken, fine = world.place(), world.place()
+    world.sim.fill_order(broken)
+    world.sim.fill_order(fine)
+    original = Engine._on_late
+
+    def on_late(engine: Engine, order: Order, late: str) -> None:
+        if order.order_id == broken:
+            raise RuntimeError("a bug")
+        original(engine, order, late)
+
+    monkeypatch.setattr(Engine, "_on_late", on_late)
+    async with world.running():
+        await eventually(lambda: world.order_alerts() != [], timeout=10, message="late fill")
+        await asyncio.sleep(0.6)
+    assert world.order_alerts() == [(fine, "FILLED")]
+    assert f"order {broken} from the history" in caplog.text

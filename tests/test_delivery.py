@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from alerts.db import queue
 from alerts.db.migrate import upgrade
 from alerts.db.models import Delivery, DeliveryAttempt, Destination, Rule, User
 from alerts.db.outbox import record_event
@@ -292,6 +294,41 @@ async def test_apprise_json_delivery_retries_a_500_then_succeeds(setup: Setup) -
         assert body["title"].endswith("BTC <above> & beyond")
 
 
+@contextlib.asynccontextmanager
+async def _running(
+    setup: Setup, *, private_interval: float = 0.0, lease: float = 60.0
+) -> AsyncIterator[DeliveryWorker]:
+    """A worker running on real time with Telegram's per-chat pace as given."""
+    limits = Limits(bot_per_second=1000, private_interval=private_interval)
+    telegram = TelegramNotifier(TOKEN, api_url=setup.tg.url, limiter=RateLimiter(limits))
+    config = WorkerConfig(poll_interval=0.02, lease=timedelta(seconds=lease))
+    worker = DeliveryWorker(
+        setup.db, SecretBox(SECRET_KEY), telegram=telegram, apprise=_local_apprise(), config=config
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        await worker.stop()
+        await task
+        await telegram.close()
+
+
+def _fail_once(monkeypatch: pytest.MonkeyPatch, target: Any, name: str) -> None:
+    """`target.name` raises the first time it is called (a bug, a database hiccup)."""
+    original = getattr(target, name)
+    calls = 0
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("injected failure")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, failing)
+
+
 async def test_a_chat_waiting_for_its_turn_or_a_slow_webhook_holds_up_no_one_else(
     setup: Setup,
 ) -> None:
@@ -302,12 +339,6 @@ async def test_a_chat_waiting_for_its_turn_or_a_slow_webhook_holds_up_no_one_els
     mine = setup.add_destination(kind="telegram", chat_id=CHAT)
     receiver = Receiver()
     receiver.delay = 2.0
-    limits = Limits(bot_per_second=1000, private_interval=1.0)
-    telegram = TelegramNotifier(TOKEN, api_url=setup.tg.url, limiter=RateLimiter(limits))
-    config = WorkerConfig(poll_interval=0.02)
-    worker = DeliveryWorker(
-        setup.db, SecretBox(SECRET_KEY), telegram=telegram, apprise=_local_apprise(), config=config
-    )
 
     def statuses() -> list[str]:
         with setup.db.session() as session:
@@ -317,8 +348,7 @@ async def test_a_chat_waiting_for_its_turn_or_a_slow_webhook_holds_up_no_one_els
         hook = setup.add_destination(
             kind="apprise", url_sealed=SecretBox(SECRET_KEY).seal(receiver.url())
         )
-        task = asyncio.create_task(worker.run())
-        try:
+        async with _running(setup, private_interval=1.0):
             setup.fire(mine)
             await eventually(lambda: len(setup.tg.sent) == 1, timeout=5, message="first")
             setup.fire(mine)  # waits for the chat's next slot, a second from now
@@ -334,10 +364,6 @@ async def test_a_chat_waiting_for_its_turn_or_a_slow_webhook_holds_up_no_one_els
             await eventually(lambda: len(setup.tg.sent) == 3, timeout=5, message="third")
             assert setup.tg.sent[2].chat_id == CHAT
             await eventually(lambda: len(receiver.bodies) == 1, timeout=5, message="webhook")
-        finally:
-            await worker.stop()
-            await task
-            await telegram.close()
     assert set(statuses()) == {"sent"}
 
 
@@ -371,14 +397,7 @@ async def test_a_send_waiting_longer_than_its_lease_keeps_it(setup: Setup) -> No
     """A chat's turn 1.5 s away, a lease of 0.3 s: the worker renews the lease while it
     waits, so another worker scanning meanwhile takes nothing, and the alert goes out once."""
     mine = setup.add_destination(kind="telegram", chat_id=CHAT)
-    limits = Limits(bot_per_second=1000, private_interval=1.5)
-    telegram = TelegramNotifier(TOKEN, api_url=setup.tg.url, limiter=RateLimiter(limits))
-    config = WorkerConfig(poll_interval=0.02, lease=timedelta(seconds=0.3))
-    worker = DeliveryWorker(
-        setup.db, SecretBox(SECRET_KEY), telegram=telegram, apprise=_local_apprise(), config=config
-    )
-    task = asyncio.create_task(worker.run())
-    try:
+    async with _running(setup, private_interval=1.5, lease=0.3):
         setup.fire(mine)
         await eventually(lambda: len(setup.tg.sent) == 1, timeout=5, message="first")
         second = setup.fire(mine)
@@ -388,12 +407,59 @@ async def test_a_send_waiting_longer_than_its_lease_keeps_it(setup: Setup) -> No
         assert other == []
         await eventually(lambda: len(setup.tg.sent) == 2, timeout=5, message="second")
         await eventually(lambda: setup.delivery(second).status == "sent", message="recorded")
-    finally:
-        await worker.stop()
-        await task
-        await telegram.close()
     assert len(setup.tg.sent) == 2
     assert setup.delivery(second).attempts == 1
+
+
+async def test_a_failed_lease_renewal_is_logged_and_tried_again(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    mine = setup.add_destination(kind="telegram", chat_id=CHAT)
+    _fail_once(monkeypatch, queue, "renew")
+    async with _running(setup, private_interval=1.0, lease=0.3):
+        setup.fire(mine)
+        await eventually(lambda: len(setup.tg.sent) == 1, timeout=5, message="first")
+        second = setup.fire(mine)
+        await eventually(lambda: setup.delivery(second).status == "sent", message="second")
+    assert "renewing the leases of 1 deliveries failed; trying again in 0.1 s" in caplog.text
+    assert len(setup.tg.sent) == 2 and setup.delivery(second).attempts == 1
+
+
+async def test_a_failed_claim_is_logged_and_the_next_scan_sends(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    mine = setup.add_destination(kind="telegram", chat_id=CHAT)
+    _fail_once(monkeypatch, queue, "claim")
+    delivery = setup.fire(mine)
+    async with _running(setup):
+        await eventually(lambda: setup.delivery(delivery).status == "sent", message="sent")
+    assert "claiming deliveries failed; retrying" in caplog.text
+    assert len(setup.tg.sent) == 1
+
+
+async def test_a_bug_while_sending_leaves_the_alert_to_be_sent_after_its_lease(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    mine = setup.add_destination(kind="telegram", chat_id=CHAT)
+    delivery = setup.fire(mine)
+    _fail_once(monkeypatch, TelegramNotifier, "send")
+    async with _running(setup, lease=0.3):
+        await eventually(lambda: setup.delivery(delivery).status == "sent", message="sent")
+    assert f"sending to chat {CHAT} failed; what it held is retried" in caplog.text
+    assert len(setup.tg.sent) == 1
+
+
+async def test_a_failed_record_of_a_send_means_it_is_sent_again_not_lost(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At least once: a send whose record fails is sent again once its lease ends."""
+    mine = setup.add_destination(kind="telegram", chat_id=CHAT)
+    delivery = setup.fire(mine)
+    _fail_once(monkeypatch, queue, "finish_many")
+    async with _running(setup, lease=0.3):
+        await eventually(lambda: setup.delivery(delivery).status == "sent", message="sent")
+    assert "recording 1 deliveries failed; they are sent again" in caplog.text
+    assert [m.text for m in setup.tg.sent] == [setup.tg.sent[0].text] * 2
 
 
 async def test_apprise_mailto_delivery_to_a_local_smtp_server(setup: Setup) -> None:

@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from alerts.db.migrate import upgrade
 from alerts.db.models import Account, Delivery, Event, Rule, Ticker
 from alerts.db.session import Database
+from alerts.engine import store
 from alerts.engine.runner import Engine, EngineConfig
 from alerts.feed import Subscription
 from alerts.security import SecretBox
@@ -252,3 +253,32 @@ async def test_a_refused_token_marks_the_account_and_tells_its_owner_once(world:
         await world.subscribed("activeOrders")
     finally:
         await engine.stop()
+
+
+async def test_a_failed_read_of_rule_changes_is_logged_and_read_again(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database refusing the engine's poll for changes once: the rule created meanwhile
+    is armed all the same, on the next round."""
+    original = store.changes_since
+    calls = 0
+
+    def flaky(db: Database, after: int) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("connection refused")
+        return original(db, after)
+
+    monkeypatch.setattr(store, "changes_since", flaky)
+    engine = world.engine()
+    await engine.start()
+    try:
+        rule = await world.post("/v1/rules", {"kind": "price_cross", "symbol": BTC, "level": "105"})
+        await eventually(lambda: rule["id"] in engine.evaluator.rules, message="rule armed")
+        await world.subscribed("ticker", BTC)
+    finally:
+        await engine.stop()
+    assert calls >= 3
+    assert "following rule changes (after change" in caplog.text
+    assert "OSError: connection refused" in caplog.text

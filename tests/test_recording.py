@@ -406,6 +406,30 @@ async def test_a_hit_that_fails_alone_is_dead_lettered_and_the_rest_recorded(
     assert len(world.events("default")) == 2 and len(_dead_letters(world.db)) == 1
 
 
+async def test_a_hit_that_cannot_even_be_dead_lettered_is_logged_and_the_rest_recorded(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder(world.db, _no_accounts, lambda: T0, interval=3600, retry_delay=0.01)
+    poisoned = world.hit("named")
+    poisoned.values["price"] = Decimal("70100")  # type: ignore[assignment]
+
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("dead_letters is broken too")
+
+    monkeypatch.setattr("alerts.engine.deadletters.write", broken)
+    recorder.add([world.hit("default"), poisoned])
+    await recorder.flush()
+    assert len(world.events("default")) == 1 and world.events("named") == []
+    assert recorder.recorded == 1 and recorder.failing_for == 0
+    assert _dead_letters(world.db) == []
+    assert "could not even dead-letter a hit (rule " in caplog.text
+    assert "it is dropped" in caplog.text
+    # Recording goes on.
+    recorder.add([world.hit("default", at=T0 + timedelta(seconds=1))])
+    await recorder.flush()
+    assert len(world.events("default")) == 2
+
+
 @pytest.mark.postgres
 async def test_postgres_rejects_what_sqlite_would_store_and_only_that_is_lost(
     world: World, database_url: str

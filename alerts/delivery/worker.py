@@ -41,7 +41,7 @@ from alerts.security import SecretBox, SecretsUnavailable, UndecryptableSecret
 
 logger = logging.getLogger("alerts.delivery")
 
-T = TypeVar("T")
+T = TypeVar("T", int, list[Job])  # what a send task holds: a chat, or Apprise deliveries
 
 
 def _now() -> datetime:
@@ -155,7 +155,14 @@ class DeliveryWorker:
                     until = self.clock() + self.config.lease
                     await asyncio.to_thread(queue.renew, self.db, held, until)
                 except Exception:
-                    logger.exception("renewing leases failed; trying again in %.0f s", every)
+                    # The database refused or is down: the next renewal, a third of a lease
+                    # later, still comes before the leases end, and at worst a delivery is
+                    # sent twice (at least once), never lost.
+                    logger.exception(
+                        "renewing the leases of %d deliveries failed; trying again in %.1f s",
+                        len(held),
+                        every,
+                    )
 
     async def _run(self) -> None:
         renewing = asyncio.create_task(self._renew_leases(), name="worker lease renewal")
@@ -191,7 +198,11 @@ class DeliveryWorker:
                     next_scan = time.monotonic() + (0.0 if full else cfg.poll_interval)
                     worked = worked or bool(jobs)
             except Exception:
-                logger.exception("delivery batch failed; retrying")
+                # Claiming failed (the database refused or is down): nothing was taken, so
+                # nothing is lost; the next scan, a poll interval later, tries again.
+                logger.exception(
+                    "claiming deliveries failed; retrying in %.2f s", cfg.poll_interval
+                )
                 next_scan = time.monotonic() + cfg.poll_interval
             if not worked and not self._handed and not self._stopping.is_set():
                 wait = max(0.0, next_scan - time.monotonic())
@@ -251,7 +262,12 @@ class DeliveryWorker:
             if len(self._sending) <= 1:
                 await self._flush()
         except Exception:
-            logger.exception("sending failed; what it held is retried when its lease ends")
+            # A bug in rendering or a notifier (their expected failures are outcomes): what
+            # this send held was let go (`_forget`), so its lease runs out and a later scan
+            # sends it again; the other chats' sends go on.
+            logger.exception(
+                "sending %s failed; what it held is retried when its lease ends", _what(what)
+            )
 
     async def _sender(self, chat_id: int) -> None:
         """Send what is queued for one chat, in order, until nothing is (or the worker
@@ -261,7 +277,7 @@ class DeliveryWorker:
             while chat_id in self._queued and not self._stopping.is_set():
                 jobs = self._queued.pop(chat_id)
                 await self._send_chat(chat_id, jobs)
-        except Exception:
+        except Exception:  # logged by `_settled`; not on cancellation (`stop` gives back)
             self._forget(jobs + self._queued.pop(chat_id, []))
             raise
         finally:
@@ -270,7 +286,7 @@ class DeliveryWorker:
     async def _send_group(self, jobs: list[Job]) -> None:
         try:
             await self._send_one(jobs)
-        except Exception:
+        except Exception:  # logged by `_settled`; not on cancellation (`stop` gives back)
             self._forget(jobs)
             raise
 
@@ -387,15 +403,9 @@ class DeliveryWorker:
 
     def _flush_later(self) -> None:
         if self._finished:
-            task = asyncio.create_task(self._flush_logged())
+            task = asyncio.create_task(self._flush())
             self._flushing.add(task)
             task.add_done_callback(self._flushing.discard)
-
-    async def _flush_logged(self) -> None:
-        try:
-            await self._flush()
-        except Exception:
-            logger.exception("recording deliveries failed; they are sent again after their lease")
 
     async def _flush(self) -> None:
         while self._finished:
@@ -412,11 +422,25 @@ class DeliveryWorker:
             # In a thread even on SQLite: it is not urgent, and the sends in flight meanwhile
             # should not wait for it between taking their rate-limit slot and going out.
             await asyncio.to_thread(queue.finish_many, self.db, batch)
+        except Exception:
+            # The database refused or is down. Safe to go on: the deliveries stay `sending`
+            # under their lease and are sent again when it ends (at least once, never lost).
+            logger.exception(
+                "recording %d deliveries failed; they are sent again when their lease ends",
+                len(batch),
+            )
         finally:
             # Out of hand once recorded (before that, a scan would take them for leases run
             # out and claim them again), or when recording failed (then they are claimed
             # again once their lease ends).
             self._forget([a.job for a in batch])
+
+
+def _what(what: int | list[Job]) -> str:
+    """What a send task held, for its log line."""
+    if isinstance(what, int):
+        return f"to chat {what}"
+    return "deliveries " + ", ".join(str(j.delivery_id) for j in what)
 
 
 def _summary(jobs: Sequence[Job]) -> Message:

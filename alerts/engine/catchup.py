@@ -98,7 +98,9 @@ class CatchUp:
         for order in orders:
             try:
                 self.report(order, reason)
-            except Exception:  # a bug: this order is lost, not the others
+            except Exception:
+                # A bug in evaluating or recording this one order: going on loses its alert
+                # (logged with its id), where stopping would lose every order after it.
                 logger.exception("account %s: order %s from the history", account, order.order_id)
         if orders:
             logger.info(

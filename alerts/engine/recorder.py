@@ -125,6 +125,8 @@ class Recorder:
                     await self._write_state()
                     due = time.monotonic() + self.interval
             except Exception:
+                # Safe to go on: `_write` kept everything it could not write (dead-lettered
+                # what failed alone), so the next attempt writes it; /readyz shows the outage.
                 if self._failing_since is None:
                     self._failing_since = time.monotonic()
                     logger.exception("recording failed: the database does not answer; retrying")
@@ -165,6 +167,9 @@ class Recorder:
         try:
             jobs = await self._record(hits, prices, balances, now)
         except Exception:
+            # One bad row must not cost the others: if the database still answers, write them
+            # one by one (`_one_by_one` logs and dead-letters what fails alone); if not, keep
+            # it all for the next attempt and let `run` log the outage.
             self.failures += 1
             if not await self.db.call(deadletters.database_answers, self.db):
                 self._retry_later(hits, prices, balances)
@@ -223,7 +228,7 @@ class Recorder:
                 jobs += await self._record([hit], own, mine, now)
                 self.recorded += 1
                 continue
-            except Exception as exc:
+            except Exception as exc:  # this hit alone: `_dead` logs and keeps it, or re-raises
                 if not await self._dead(exc, hit=hit):
                     self._hand_over(jobs)
                     self._retry_later(hits[i:], {**own, **prices}, {**mine, **balances})
@@ -238,7 +243,7 @@ class Recorder:
         for n, (kind, price, balance) in enumerate(singles):
             try:
                 await self._record([], price, balance, now)
-            except Exception as exc:
+            except Exception as exc:  # this row alone: `_dead` logs and keeps it, or re-raises
                 symbol = next(iter(price), None)
                 kept = _ticker_values(price[symbol]) if symbol else _balance_values(balance)
                 if not await self._dead(exc, kind=kind, symbol=symbol, values=kept):
@@ -277,8 +282,16 @@ class Recorder:
                 error=exc,
                 now=self.clock(),
             )
-        except Exception:  # the row is cleaned to fit, so this is a bug: say so, go on
-            logger.exception("could not even dead-letter a %s; it is dropped", kind)
+        except Exception:
+            # The row is cleaned to fit, so this is a bug; going on loses this one row (as
+            # the log says, with what it held), where stopping would lose every hit after it.
+            logger.exception(
+                "could not even dead-letter a %s (rule %s, %s); it is dropped: %s",
+                "hit" if hit is not None else kind,
+                hit.rule_id if hit is not None else None,
+                deadletters.clean(hit.symbol if hit is not None else symbol, 40),
+                deadletters.describe(exc),
+            )
         self.dead_lettered += 1
         self._dead_at.append(time.monotonic())
         return True

@@ -352,7 +352,16 @@ class Engine:
                     cutoff = self.clock() - _CHANGES_KEPT
                     await asyncio.to_thread(store.prune_changes, self.db, cutoff)
             except Exception:
-                logger.exception("following rule changes failed; retrying")
+                # The database refused or is down (or a bug in one step). Safe to go on: changes
+                # are read from `_last_change` on, subscriptions from the rules armed, symbol
+                # reports stay queued until stored, so the next round, a poll interval later,
+                # picks up where this one failed. Only a staleness notice that failed is not
+                # sent again: the symbol's next change of state is.
+                logger.exception(
+                    "following rule changes (after change %d) failed; retrying in %.2f s",
+                    self._last_change,
+                    self.config.poll_interval,
+                )
 
     async def _apply_changes(self) -> None:
         while True:
