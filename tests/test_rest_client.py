@@ -107,3 +107,15 @@ async def test_a_catch_up_that_cannot_read_yet_tries_again_and_loses_nothing(
     await asyncio.sleep(0.1)
     assert len(reported) == 3
     await catch_up.close()
+
+
+async def test_hostile_orders_in_the_history_are_refused_alone(
+    sim: Simulator, rest: ExchangeRest
+) -> None:
+    """Out-of-bounds values in a history answer cost only their own order, never the read."""
+    good, huge, long_symbol, nul = _fills(sim, 4)
+    sim._accounts.orders[huge].quantity = Decimal("1e5000000")
+    sim._accounts.orders[long_symbol].symbol = "X" * 305
+    sim._accounts.orders[nul].client_order_id = "a\x00b"
+    orders = await rest.order_history(TOKEN, "3", 0)
+    assert [o.order_id for o in orders] == [good]

@@ -176,6 +176,16 @@ async def test_link_code_makes_a_group_a_destination_once_by_an_administrator(
     again = await world.ask(BOB, f"/link {code}", chat=GROUP)
     assert "unknown, already used or expired" in again.text
     assert "Send /link CODE" in (await world.ask(BOB, "/link nonsense", chat=GROUP)).text
+    hostile = [
+        "A" * 4000,
+        "K7QX\x00M2PD\x00R9TB",
+        "".join(chr(ord(c) + 0xFEE0) for c in "KXQX-MMPD-RRTB"),  # full-width letters
+        "' OR 1=1 --",
+        "\u202e" * 12,
+    ]
+    for text in hostile:
+        reply = await world.ask(BOB, f"/link {text}", chat=GROUP)
+        assert "Send /link CODE" in reply.text and len(reply.text) < 500
 
     # The group now takes Alice's alerts; Bob (who administers it) never proved it for her.
     body = {
