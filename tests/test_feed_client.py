@@ -12,6 +12,7 @@ import pytest
 from alerts.domain.events import (
     BalanceUpdate,
     Candle,
+    FeedEvent,
     Order,
     OrderBook,
     OrderStatus,
@@ -324,6 +325,36 @@ async def test_malformed_pushes_are_counted_and_skipped() -> None:
             before = len(sink.of(Ticker))
             await eventually(lambda: len(sink.of(Ticker)) > before + 5, message="good pushes")
         assert client.state.connects == 1
+
+
+async def test_a_consumer_that_fails_on_one_event_does_not_stop_the_feed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = Collector()
+    failed: list[FeedEvent] = []
+
+    def fails_once(event: FeedEvent) -> None:
+        if not failed:
+            failed.append(event)
+            raise RuntimeError("consumer bug")
+        sink(event)
+
+    async with Simulator(sim_config(tick_interval=60)) as sim:
+        client = FeedClient(fast_config(sim.url), fails_once)
+        await client.subscribe(Subscription.ticker("TON-USDT"))
+        async with running(client):
+            await eventually(lambda: client.ready and client.state.sink_errors == 1)
+            sim.set_price("TON-USDT", Decimal("5.4321"))
+            await eventually(lambda: any(t.last == Decimal("5.4321") for t in sink.of(Ticker)))
+            assert client.state.connects == 1
+            assert client.subscriptions == frozenset({Subscription.ticker("TON-USDT")})
+    assert client.state.sink_errors == 1
+    assert isinstance(failed[0], Ticker)  # the snapshot on subscribing
+    [record] = [r for r in caplog.records if "event consumer failed" in r.getMessage()]
+    assert record.name == "alerts.feed"
+    assert record.exc_info is not None
+    assert "ticker" in record.getMessage()
+    assert "TON-USDT" in record.getMessage()
 
 
 async def test_stop_before_run_is_honoured() -> None:

@@ -4,42 +4,42 @@ Connects, authenticates, restores every subscription at the top of each
 connection, pings to keep it alive, and drops it when it goes silent. On any
 drop it reconnects with capped, jittered backoff that resets only after a
 connection stayed healthy. Credentials the exchange refuses end `run()`.
+
+This module is the connection loop; the rest is one module each: requests and
+their answers (`requester`), subscription bookkeeping (`subscriptions`), and
+incoming frames (`inbound`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import random
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidURI, WebSocketException
 
-from alerts.domain.events import BalanceUpdate, FeedEvent
 from alerts.feed import protocol
-from alerts.feed.backoff import Backoff
+from alerts.feed.config import FeedConfig
 from alerts.feed.errors import (
-    AlreadySubscribed,
     AuthRejected,
     ConnectionLost,
     FeedError,
     NotSubscribed,
     RequestRejected,
-    RequestTimeout,
-    RetryLater,
-    SymbolUnavailable,
-    error_from_wire,
 )
-from alerts.feed.protocol import PayloadError, Subscription
-from alerts.feed.state import UNKNOWN_CHANNEL, ChannelStats, FeedState
+from alerts.feed.inbound import Inbound, Sink
+from alerts.feed.protocol import Subscription
+from alerts.feed.requester import Requester
+from alerts.feed.state import FeedState
+from alerts.feed.subscriptions import SubscriptionBook
+
+__all__ = ["FeedClient", "FeedConfig", "Sink"]
 
 logger = logging.getLogger("alerts.feed")
 # websockets logs every frame at DEBUG, the auth request with its token included,
@@ -47,31 +47,10 @@ logger = logging.getLogger("alerts.feed")
 _wire_logger = logging.getLogger("alerts.feed.wire")
 _wire_logger.setLevel(logging.INFO)
 
-Sink = Callable[[FeedEvent], None]
 T = TypeVar("T")
 
 # Errors after which reconnecting may help; anything else is a bug and propagates.
 _RECOVERABLE = (OSError, TimeoutError, FeedError, WebSocketException)
-_WARN_EVERY = 60.0  # per channel and reason
-
-
-@dataclass(frozen=True, slots=True)
-class FeedConfig:
-    """How to reach the exchange and how patient to be with it."""
-
-    url: str
-    token: str | None = field(default=None, repr=False)
-    name: str = "public"
-    account: str | None = None
-    ping_interval: float = 30.0
-    ping_timeout: float = 10.0
-    request_timeout: float = 10.0
-    connect_timeout: float = 10.0
-    stale_timeout: float = 75.0
-    healthy_after: float = 10.0
-    request_retries: int = 5
-    max_frame_bytes: int = 4 * 1024 * 1024
-    backoff: Backoff = field(default_factory=Backoff)
 
 
 class FeedClient:
@@ -90,30 +69,28 @@ class FeedClient:
     ) -> None:
         self.config = config
         self.state = FeedState(name=config.name)
-        self._sink = sink
         self._on_ready = on_ready
         self._on_disconnect = on_disconnect
-        self._on_refused = on_refused
-        self._on_subscribed = on_subscribed
         self._rng = rng or random.Random()
-        self._desired: dict[Subscription, None] = {}
-        self._active: set[Subscription] = set()
         self._ws: ClientConnection | None = None
         self._ready_since: float | None = None
         self._healthy_for = 0.0
-        self._pending: dict[str, asyncio.Future[Any]] = {}
-        self._ids = itertools.count(1)
         self._stopping = asyncio.Event()
-        self._fresh_balances = False
-        self._stats: dict[str, ChannelStats] = {
-            name: self.state.channel(name) for name in (*protocol.CHANNELS, UNKNOWN_CHANNEL)
-        }
-        self._warned_at: dict[tuple[str, str], float] = {}
+        self._requester = Requester(config, self._rng, self._scrub)
+        self._inbound = Inbound(config, self.state, sink, self._requester.answer)
+        self._subs = SubscriptionBook(
+            config.name,
+            self.state,
+            self._requester,
+            on_balances=self._inbound.expect_full_balances,
+            on_refused=on_refused,
+            on_subscribed=on_subscribed,
+        )
 
     @property
     def subscriptions(self) -> frozenset[Subscription]:
         """What the client keeps subscribed across reconnects."""
-        return frozenset(self._desired)
+        return frozenset(self._subs.desired)
 
     @property
     def ready(self) -> bool:
@@ -167,16 +144,15 @@ class FeedClient:
         """
         if sub.private and not self.config.token:
             raise ValueError(f"channel {sub.channel} needs an authenticated connection")
-        if sub in self._desired:
+        if not self._subs.want(sub):
             return
-        self._desired[sub] = None
         ws = self._ws
         if ws is None or not self.ready:
             return  # the next handshake subscribes it
         try:
-            await self._subscribe_on(ws, sub)
+            await self._subs.subscribe_on(ws, sub)
         except RequestRejected as exc:
-            self._reject(sub, exc)
+            self._subs.reject(sub, exc)
             raise
         except _RECOVERABLE as exc:
             # The connection is failing; the reconnect restores this subscription.
@@ -184,14 +160,13 @@ class FeedClient:
 
     async def unsubscribe(self, sub: Subscription) -> None:
         """Stop a subscription now and on later connections."""
-        self._desired.pop(sub, None)
-        self.state.failed_subscriptions.pop(_label(sub), None)
+        self._subs.drop(sub)
         ws = self._ws
-        if ws is None or sub not in self._active:
+        if ws is None or sub not in self._subs.active:
             return
-        self._active.discard(sub)
+        self._subs.active.discard(sub)
         with contextlib.suppress(NotSubscribed, *_RECOVERABLE):
-            await self._request(ws, protocol.UNSUBSCRIBE, sub.params())
+            await self._requester.request(ws, protocol.UNSUBSCRIBE, sub.params())
 
     # --- one connection -----------------------------------------------------------
 
@@ -208,7 +183,7 @@ class FeedClient:
             if self._stopping.is_set():
                 return  # stop() came while the connection was opening
             self._ws = ws
-            self._active = set()
+            self._subs.reset()
             state = self.state
             state.connected = True
             state.connects += 1
@@ -229,17 +204,13 @@ class FeedClient:
     async def _teardown(self, reader: asyncio.Task[None]) -> None:
         was_ready = self.ready
         self._ws = None
-        self._active = set()
+        self._subs.reset()
         self.state.connected = False
         self.state.ready = False
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, *_RECOVERABLE):
             await reader
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(ConnectionLost("connection closed"))
-                future.exception()  # retrieved here, so no "never retrieved" warnings
-        self._pending.clear()
+        self._requester.fail_all()
         if was_ready:
             self._healthy_for = time.monotonic() - (self._ready_since or 0.0)
         self._ready_since = None
@@ -273,42 +244,11 @@ class FeedClient:
     async def _handshake(self, ws: ClientConnection) -> None:
         if self.config.token:
             try:
-                await self._request(ws, protocol.AUTH, {"token": self.config.token})
+                await self._requester.request(ws, protocol.AUTH, {"token": self.config.token})
             except RequestRejected as exc:
                 # A refused auth request cannot succeed by repetition either.
                 raise AuthRejected(exc.message, code=exc.code) from None
-        tried: set[Subscription] = set()
-        # Loop: subscribe() calls made during the handshake add to the desired set.
-        while pending := [s for s in self._desired if s not in self._active and s not in tried]:
-            for sub in pending:
-                tried.add(sub)
-                try:
-                    await self._subscribe_on(ws, sub)
-                except RequestRejected as exc:
-                    self._reject(sub, exc)
-
-    async def _subscribe_on(self, ws: ClientConnection, sub: Subscription) -> None:
-        if sub.channel == protocol.BALANCES:
-            self._fresh_balances = True  # the first balances push after this is the full set
-        with contextlib.suppress(AlreadySubscribed):
-            await self._request(ws, protocol.SUBSCRIBE, sub.params())
-        if sub not in self._desired:
-            # Unsubscribed while the request was in flight: undo it on the exchange too.
-            with contextlib.suppress(NotSubscribed):
-                await self._request(ws, protocol.UNSUBSCRIBE, sub.params())
-            return
-        self._active.add(sub)
-        self.state.failed_subscriptions.pop(_label(sub), None)
-        if self._on_subscribed is not None:
-            self._on_subscribed(sub)
-
-    def _reject(self, sub: Subscription, exc: RequestRejected) -> None:
-        self.state.failed_subscriptions[_label(sub)] = str(exc)
-        if not isinstance(exc, SymbolUnavailable):
-            self._desired.pop(sub, None)  # can never succeed; a temporary refusal is kept
-        logger.warning("%s: subscription %s refused: %s", self.config.name, _label(sub), exc)
-        if self._on_refused is not None:
-            self._on_refused(sub, exc)
+        await self._subs.restore(ws)
 
     async def _keepalive(self, ws: ClientConnection) -> None:
         cfg = self.config
@@ -320,147 +260,27 @@ class FeedClient:
                 raise ConnectionLost(f"no message for {now - last:.1f}s")
             if now >= next_ping:
                 self.state.pings_sent += 1
-                await self._request(ws, protocol.PING, None, timeout=cfg.ping_timeout)
+                await self._requester.request(ws, protocol.PING, None, timeout=cfg.ping_timeout)
                 self.state.pongs_received += 1
                 next_ping = time.monotonic() + cfg.ping_interval
                 continue
             await asyncio.sleep(max(0.0, min(next_ping, last + cfg.stale_timeout) - now))
 
-    # --- requests -----------------------------------------------------------------
-
-    async def _request(
-        self,
-        ws: ClientConnection,
-        method: str,
-        params: dict[str, Any] | None,
-        *,
-        timeout: float | None = None,
-    ) -> Any:
-        """Send a request and await its answer, backing off on transient refusals."""
-        retries = self.config.request_retries
-        for attempt in itertools.count():
-            try:
-                return await self._request_once(ws, method, params, timeout)
-            except RetryLater:
-                if attempt >= retries:
-                    raise
-                await asyncio.sleep(self.config.backoff.delay(attempt, self._rng))
-        raise AssertionError("unreachable")
-
-    async def _request_once(
-        self,
-        ws: ClientConnection,
-        method: str,
-        params: dict[str, Any] | None,
-        timeout: float | None,
-    ) -> Any:
-        request_id = str(next(self._ids))
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
-        limit = timeout if timeout is not None else self.config.request_timeout
-        try:
-            await ws.send(protocol.encode_request(request_id, method, params))
-            return await asyncio.wait_for(future, limit)
-        except TimeoutError:
-            raise RequestTimeout(f"no answer to {method} within {limit:g}s") from None
-        except ConnectionClosed as exc:
-            raise ConnectionLost(f"connection closed during {method}") from exc
-        finally:
-            self._pending.pop(request_id, None)
-
     # --- incoming frames ----------------------------------------------------------
 
     async def _read(self, ws: ClientConnection) -> None:
+        on_frame = self._inbound.on_frame
         try:
             async for raw in ws:
-                self._on_frame(raw)
+                on_frame(raw)
         except ConnectionClosed as exc:
             raise ConnectionLost(f"connection closed ({exc})") from None
         raise ConnectionLost("closed by the server")
 
     def _on_frame(self, raw: str | bytes) -> None:
-        self.state.last_message_monotonic = time.monotonic()
-        fast = protocol.parse_fast(raw)
-        if fast is not None:
-            channel, events = fast
-            stats = self._stats[channel]
-            stats.pushes += 1
-            stats.events += len(events)
-            self._deliver(channel, events)
-            return
-        try:
-            message = protocol.decode_frame(raw)
-        except ValueError:
-            self.state.invalid_frames += 1
-            self._warn(UNKNOWN_CHANNEL, "frame is not valid JSON", self.state.invalid_frames)
-            return
-        if type(message) is dict:
-            method = message.get("method")
-            if method == protocol.PUSH_METHOD:
-                self._on_push(message.get("params"))
-                return
-            if method is None and "id" in message:
-                self._on_response(message)
-                return
-        self.state.ignored_messages += 1
-        logger.debug("%s: ignored a message that is neither answer nor push", self.config.name)
-
-    def _on_push(self, params: Any) -> None:
-        named = params.get("channel") if type(params) is dict else None
-        channel = named if type(named) is str and named in self._stats else UNKNOWN_CHANNEL
-        stats = self._stats[channel]
-        stats.pushes += 1
-        refused: list[str] = []
-        try:
-            events = protocol.parse_push(params, self.config.account, refused)
-        except PayloadError as exc:
-            refused.append(exc.reason)
-            events = []
-        for reason in refused:
-            self._warn(channel, reason, stats.refuse(reason))
-        if not events:
-            if refused:
-                stats.unparseable += 1
-            return
-        stats.events += len(events)
-        self._deliver(channel, events)
-
-    def _deliver(self, channel: str, events: list[FeedEvent]) -> None:
-        sink = self._sink
-        for event in events:
-            if self._fresh_balances and type(event) is BalanceUpdate:
-                self._fresh_balances = False
-                event = msgspec.structs.replace(event, full=True)
-            try:
-                sink(event)
-            except Exception:
-                self.state.sink_errors += 1
-                logger.exception("%s: event consumer failed on %s", self.config.name, channel)
-
-    def _on_response(self, message: dict[str, Any]) -> None:
-        future = self._pending.get(str(message.get("id")))
-        if future is None or future.done():
-            self.state.ignored_messages += 1
-            return
-        error = message.get("error")
-        if error is not None:
-            future.set_exception(error_from_wire(error, redact=self._scrub))
-        else:
-            future.set_result(message.get("result"))
-
-    def _warn(self, channel: str, reason: str, count: int) -> None:
-        """Log a refused push or element, at most once a minute per channel and reason."""
-        now, key = time.monotonic(), (channel, reason)
-        if now - self._warned_at.get(key, -_WARN_EVERY) >= _WARN_EVERY:
-            self._warned_at[key] = now
-            logger.warning(
-                "%s: refused a %s push (%s); %d so far", self.config.name, channel, reason, count
-            )
+        """Handle one frame as the reader would (tests feed frames in here)."""
+        self._inbound.on_frame(raw)
 
     def _scrub(self, text: str) -> str:
         token = self.config.token
         return text.replace(token, "***") if token else text
-
-
-def _label(sub: Subscription) -> str:
-    return ":".join(str(v) for v in (sub.channel, sub.symbol, sub.interval) if v is not None)
