@@ -1,36 +1,52 @@
-"""Rules: create, list, read, update, delete, test-send. Every change is logged in
-`rule_changes` in the same transaction, which is how a running engine hears of it."""
+"""Rules: create, update, switch, delete, test-send (reads are in `alerts.services.rule_reads`,
+re-exported here). Every change is logged in `rule_changes` in the same transaction, which is
+how a running engine hears of it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import bindparam, insert
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import select as sa_select
-from sqlmodel import Session, col, func, select
+from sqlalchemy import insert
+from sqlmodel import Session, col
 
-from alerts.db.models import Account, Rule, RuleChange, RuleDestination, SymbolStatus, Ticker
+from alerts.db.models import Account, Rule, RuleChange, RuleDestination, Ticker
 from alerts.db.outbox import delivery_targets, record_event, rule_destination_ids
 from alerts.domain.rules import SPEC_TYPES, RuleKind
 from alerts.domain.values import format_decimal
 from alerts.services.destinations import owned_destination_ids
-from alerts.services.errors import Conflict, InvalidInput, LimitReached, NotFound
+from alerts.services.errors import Conflict, InvalidInput, LimitReached
 from alerts.services.events import event_public
-from alerts.services.rule_schemas import (
-    RuleCreate,
-    RulePage,
-    RulePublic,
-    RuleSettings,
-    RuleUpdate,
-    rule_create_adapter,
-    rule_public_adapter,
+from alerts.services.rule_reads import (
+    count_rules,
+    list_rules,
+    owned_rule,
+    public_rule,
+    public_rule_from,
+    read_rule,
+    symbol_status,
+    symbol_statuses,
 )
+from alerts.services.rule_schemas import RuleCreate, RulePublic, RuleUpdate, rule_create_adapter
+from alerts.services.rule_settings import RuleSettings
 from alerts.services.samples import sample_values
 from alerts.services.schemas import EventPublic
+
+__all__ = [
+    "add_rule",
+    "check_owned_account",
+    "count_rules",
+    "create_rule",
+    "delete_rule",
+    "list_rules",
+    "read_rule",
+    "switch_rule",
+    "symbol_statuses",
+    "test_rule",
+    "update_rule",
+]
 
 _SETTINGS = set(RuleSettings.model_fields)
 _COLUMNS = ("trigger", "cooldown_seconds", "expires_at", "message", "enabled")
@@ -43,69 +59,6 @@ def _spec_params(data: BaseModel) -> dict[str, Any]:
 def _default_name(data: BaseModel) -> str:
     spec = SPEC_TYPES[RuleKind(getattr(data, "kind"))]  # noqa: B009
     return spec.model_validate(data.model_dump(exclude=_SETTINGS)).describe()[:100]
-
-
-_STATE = (
-    "id",
-    "name",
-    "trigger",
-    "cooldown_seconds",
-    "expires_at",
-    "message",
-    "enabled",
-    "snoozed_until",
-    "fire_count",
-    "last_fired_at",
-    "created_at",
-    "updated_at",
-)
-
-
-_STATUSES = SymbolStatus.metadata.tables["symbol_status"]
-_STATUS_OF = sa_select(_STATUSES.c.symbol, _STATUSES.c.status).where(
-    _STATUSES.c.symbol.in_(bindparam("symbols", expanding=True))
-)
-
-
-def symbol_statuses(session: Session, symbols: Iterable[str | None]) -> dict[str, str]:
-    """What the engine found about these symbols (e.g. "symbol not found on the exchange");
-    symbols that stream fine are not in it."""
-    wanted = sorted({s for s in symbols if s})
-    if not wanted:
-        return {}
-    return {row.symbol: row.status for row in session.execute(_STATUS_OF, {"symbols": wanted})}
-
-
-def _public(row: Rule, destination_ids: list[int], status: str | None) -> RulePublic:
-    return _public_from(
-        {"params": row.params, "kind": row.kind, **{f: getattr(row, f) for f in _STATE}},
-        destination_ids,
-        status,
-    )
-
-
-def _public_from(
-    values: dict[str, Any], destination_ids: list[int], status: str | None
-) -> RulePublic:
-    return rule_public_adapter.validate_python(
-        {
-            **values["params"],
-            "kind": values["kind"],
-            "destination_ids": destination_ids,
-            "status": status,
-            **{f: values.get(f) for f in _STATE},
-        }
-    )
-
-
-_STATUS_OF_ONE = sa_select(_STATUSES.c.status).where(_STATUSES.c.symbol == bindparam("symbol"))
-
-
-def _status(session: Session, symbol: str | None) -> str | None:
-    if not symbol:
-        return None
-    status: str | None = session.execute(_STATUS_OF_ONE, {"symbol": symbol}).scalar()
-    return status
 
 
 def check_owned_account(session: Session, user_id: int, account_id: int) -> None:
@@ -177,8 +130,8 @@ def add_rule(session: Session, user_id: int, data: RuleCreate, *, now: datetime)
     }
     rule_id = session.exec(insert(Rule).values(**values).returning(col(Rule.id))).scalar_one()
     _write_links(session, rule_id, destination_ids, now=now)
-    status = _status(session, values["symbol"])
-    return _public_from({**values, "id": rule_id}, destination_ids, status)
+    status = symbol_status(session, values["symbol"])
+    return public_rule_from({**values, "id": rule_id}, destination_ids, status)
 
 
 def create_rule(
@@ -196,75 +149,11 @@ def create_rule(
     return rule
 
 
-_RULES = Rule.metadata.tables["rules"]
-# Built once: it runs before every rule is created, and the ORM's select costs ~8x more.
-_COUNT = sa_select(func.count()).select_from(_RULES).where(_RULES.c.user_id == bindparam("user_id"))
-
-
-def count_rules(session: Session, user_id: int) -> int:
-    """How many rules the user has."""
-    return int(session.execute(_COUNT, {"user_id": user_id}).scalar_one())
-
-
-def _get(session: Session, user_id: int, rule_id: int) -> Rule:
-    row = session.get(Rule, rule_id)
-    if row is None or row.user_id != user_id:
-        raise NotFound("rule", rule_id)
-    return row
-
-
-def read_rule(session: Session, user_id: int, rule_id: int) -> RulePublic:
-    """One of the user's rules."""
-    row = _get(session, user_id, rule_id)
-    return _public(row, rule_destination_ids(session, rule_id), _status(session, row.symbol))
-
-
-def list_rules(
-    session: Session,
-    user_id: int,
-    *,
-    kind: RuleKind | None = None,
-    symbol: str | None = None,
-    enabled: bool | None = None,
-    account_id: int | None = None,
-    after: int | None = None,
-    limit: int = 50,
-) -> RulePage:
-    """One page of the user's rules in id order, filtered; walks an index, never the table."""
-    stmt = select(Rule).where(Rule.user_id == user_id)
-    if kind is not None:
-        stmt = stmt.where(Rule.kind == kind.value)
-    if symbol is not None:
-        stmt = stmt.where(Rule.symbol == symbol)
-    if enabled is not None:
-        stmt = stmt.where(Rule.enabled == enabled)
-    if account_id is not None:
-        stmt = stmt.where(Rule.account_id == account_id)
-    if after is not None:
-        stmt = stmt.where(col(Rule.id) > after)
-    rows = list(session.exec(stmt.order_by(col(Rule.id)).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    targets: dict[int, list[int]] = {r.id: [] for r in rows if r.id is not None}
-    if targets:
-        links = session.exec(
-            select(RuleDestination)
-            .where(col(RuleDestination.rule_id).in_(list(targets)))
-            .order_by(col(RuleDestination.destination_id))
-        )
-        for link in links:
-            targets[link.rule_id].append(link.destination_id)
-    statuses = symbol_statuses(session, (r.symbol for r in rows))
-    items = [_public(r, targets.get(r.id or 0, []), statuses.get(r.symbol or "")) for r in rows]
-    next_cursor = str(rows[-1].id) if more and rows else None
-    return RulePage(items=items, next_cursor=next_cursor)
-
-
 def update_rule(
     session: Session, user_id: int, rule_id: int, data: RuleUpdate, *, now: datetime
 ) -> RulePublic:
     """Change the fields given; the merged rule is validated as a whole, like a new one."""
-    row = _get(session, user_id, rule_id)
+    row = owned_rule(session, user_id, rule_id)
     patch = data.model_dump(exclude_unset=True)
     kind = patch.pop("kind", None)
     if kind is not None and kind != row.kind:
@@ -299,7 +188,7 @@ def update_rule(
     session.exec(sql_delete(RuleDestination).where(col(RuleDestination.rule_id) == rule_id))
     _write_links(session, rule_id, list(merged.destination_ids), now=now)
     session.commit()
-    return _public(row, list(merged.destination_ids), _status(session, row.symbol))
+    return public_rule(row, list(merged.destination_ids), symbol_status(session, row.symbol))
 
 
 def switch_rule(
@@ -312,7 +201,7 @@ def switch_rule(
     snoozed_until: datetime | None = None,
 ) -> RulePublic:
     """Turn a rule on or off, or snooze it until a time (what the bot's buttons do)."""
-    row = _get(session, user_id, rule_id)
+    row = owned_rule(session, user_id, rule_id)
     if enabled is not None:
         row.enabled = enabled
     if snoozed_until is not None:
@@ -321,12 +210,14 @@ def switch_rule(
     session.add(row)
     session.add(RuleChange(rule_id=rule_id, changed_at=now))
     session.commit()
-    return _public(row, rule_destination_ids(session, rule_id), _status(session, row.symbol))
+    return public_rule(
+        row, rule_destination_ids(session, rule_id), symbol_status(session, row.symbol)
+    )
 
 
 def delete_rule(session: Session, user_id: int, rule_id: int, *, now: datetime) -> None:
     """Remove a rule; its past events stay, with rule_id cleared."""
-    row = _get(session, user_id, rule_id)
+    row = owned_rule(session, user_id, rule_id)
     session.delete(row)
     session.add(RuleChange(rule_id=rule_id, changed_at=now))
     session.commit()
@@ -341,7 +232,7 @@ def _sample_values(row: Rule, price: str | None, now: datetime) -> dict[str, Any
 
 def test_rule(session: Session, user_id: int, rule_id: int, *, now: datetime) -> EventPublic:
     """Queue a test message through the same outbox as real alerts."""
-    row = _get(session, user_id, rule_id)
+    row = owned_rule(session, user_id, rule_id)
     targets = delivery_targets(session, user_id, rule_destination_ids(session, rule_id))
     if not targets:
         raise Conflict(
