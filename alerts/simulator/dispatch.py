@@ -60,7 +60,15 @@ class Dispatcher:
         except RequestError as exc:
             conn.enqueue(error(request.id, exc.code, exc.detail))
         except Exception:
-            logger.exception("internal error handling %s on connection %s", request.method, conn.id)
+            # Carrying on is safe: a request changes only its own connection's state, so a bug
+            # in one handler costs that request (answered with JSON-RPC's internal error, as an
+            # exchange would), not the connection's other requests nor the other clients.
+            logger.exception(
+                "internal error handling %s (request id %r) on connection %s",
+                request.method,
+                request.id,
+                conn.id,
+            )
             conn.enqueue(error(request.id, ErrorCode.INTERNAL_ERROR))
 
     def _dispatch(self, conn: Connection, request: Request) -> None:

@@ -91,7 +91,14 @@ class Connection:
             logger.debug("connection %s closed while sending", self.id)
         except Exception:
             # Without its writer a client would wait forever: drop it so that it reconnects.
-            logger.exception("writer of connection %s failed", self.id)
+            # Carrying on is safe: the writer is this connection's alone, and dropping it ends
+            # the connection's reader, which forgets its subscriptions; others are untouched.
+            logger.exception(
+                "writer of connection %s (user %s) failed with %d frames unsent",
+                self.id,
+                self.user,
+                len(self.outbox),
+            )
             self.ws.transport.abort()
         finally:
             self._closed = True

@@ -1,0 +1,100 @@
+"""The queue's SQLAlchemy Core statements and the statuses they move deliveries between.
+
+They are built once, with parameters: building them per claim cost as much as running them
+(the worker of the engine's process claims every few milliseconds)."""
+
+from __future__ import annotations
+
+from sqlalchemy import BindParameter, bindparam, or_, update
+from sqlalchemy import select as sa_select
+
+from alerts.db.models import Delivery, DeliveryAttempt, Destination, Event, Rule, User
+from alerts.db.types import UTCDateTime
+
+PENDING, SENDING, SENT, FAILED, DEAD = "pending", "sending", "sent", "failed", "dead"
+
+DELIVERIES = Delivery.metadata.tables["deliveries"]
+ATTEMPTS = DeliveryAttempt.metadata.tables["delivery_attempts"]
+EVENTS = Event.metadata.tables["events"]
+DESTINATIONS = Destination.metadata.tables["destinations"]
+RULES = Rule.metadata.tables["rules"]
+USERS = User.metadata.tables["users"]
+IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+NOW = bindparam("now", type_=UTCDateTime)
+
+# Due at :now, oldest first, but not those in :held (the claiming worker's own: a lease that
+# ran out while the worker still has the delivery in hand is not claimed again by it). On
+# SQLite the row lock is left out of the SQL.
+DUE = (
+    sa_select(DELIVERIES.c.id)
+    .where(
+        or_(
+            DELIVERIES.c.status.in_((PENDING, FAILED)),
+            (DELIVERIES.c.status == SENDING) & (DELIVERIES.c.lease_until < NOW),
+        ),
+        DELIVERIES.c.next_attempt_at <= NOW,
+        DELIVERIES.c.id.not_in(bindparam("held", expanding=True)),
+    )
+    .order_by(DELIVERIES.c.next_attempt_at, DELIVERIES.c.id)
+    .with_for_update(skip_locked=True)
+)
+LEASE = (
+    update(DELIVERIES)
+    .where(DELIVERIES.c.id.in_(IDS))
+    .values(status=SENDING, lease_until=bindparam("until"), attempts=DELIVERIES.c.attempts + 1)
+)
+# A delivery whose owner is muted goes back, untried, until the mute ends.
+HOLD = (
+    update(DELIVERIES)
+    .where(DELIVERIES.c.id == bindparam("did"))
+    .values(
+        status=PENDING,
+        held=True,
+        next_attempt_at=bindparam("until"),
+        lease_until=None,
+        attempts=DELIVERIES.c.attempts - 1,
+    )
+)
+RENEW = (
+    update(DELIVERIES)
+    .where(DELIVERIES.c.id.in_(IDS), DELIVERIES.c.status == SENDING)
+    .values(lease_until=bindparam("until"))
+)
+RELEASE = (
+    update(DELIVERIES)
+    .where(DELIVERIES.c.id.in_(IDS), DELIVERIES.c.status == SENDING)
+    .values(status=PENDING, lease_until=None, attempts=DELIVERIES.c.attempts - 1)
+)
+# What a job needs, read as plain columns: building ORM objects for them cost more than the
+# rest of a small claim.
+JOBS = (
+    sa_select(
+        DELIVERIES.c.id,
+        DELIVERIES.c.attempts,
+        DELIVERIES.c.created_at,
+        DELIVERIES.c.destination_id,
+        DESTINATIONS.c.kind,
+        DESTINATIONS.c.enabled,
+        DESTINATIONS.c.disabled_reason,
+        DESTINATIONS.c.chat_id,
+        DESTINATIONS.c.url_sealed,
+        EVENTS.c.id,
+        EVENTS.c.kind,
+        EVENTS.c.rule_id,
+        EVENTS.c.rule_name,
+        RULES.c.message,
+        EVENTS.c["values"],
+        EVENTS.c.test,
+        EVENTS.c.after_gap,
+        EVENTS.c.fired_at,
+        DELIVERIES.c.held,
+        USERS.c.muted_until,
+    )
+    .select_from(DELIVERIES)
+    .join(EVENTS, EVENTS.c.id == DELIVERIES.c.event_id)
+    .join(USERS, USERS.c.id == EVENTS.c.user_id)
+    .outerjoin(DESTINATIONS, DESTINATIONS.c.id == DELIVERIES.c.destination_id)
+    .outerjoin(RULES, RULES.c.id == EVENTS.c.rule_id)
+    .where(DELIVERIES.c.id.in_(IDS))
+    .order_by(DELIVERIES.c.next_attempt_at, DELIVERIES.c.id)
+)
