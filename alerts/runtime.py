@@ -200,6 +200,7 @@ async def run_worker(settings: Settings) -> None:
     stopping = _stop_signals()
     worker = make_worker(settings, db)
     task = asyncio.create_task(worker.run(), name="delivery worker")
+    logger.info("delivery worker running (lease %s s)", settings.delivery_lease)
     try:
         await stopping.wait()
     finally:

@@ -105,9 +105,14 @@ async def test_standby_engine_and_workers_survive_sigkill(postgres_url: str) -> 
                     return leading[0] if len(leading) == 1 else None
 
                 await eventually(lambda: leader() is not None, timeout=60, message="a leader")
+                await eventually(
+                    lambda: all("delivery worker running" in w.log for w in workers),
+                    timeout=60,
+                    message="both workers running",
+                )
                 await eventually(lambda: _subscribed(sim), timeout=20, message="subscribed")
                 await _walk(sim, Decimal("100.5"), 10)  # crosses the first ten levels
-                await eventually(lambda: len(tg.texts(CHAT)) >= 5, timeout=20, message="alerts")
+                await eventually(lambda: len(tg.texts(CHAT)) >= 5, timeout=30, message="alerts")
 
                 old = leader()
                 assert old is not None
@@ -132,6 +137,11 @@ async def test_standby_engine_and_workers_survive_sigkill(postgres_url: str) -> 
                 assert sorted(fired) == sorted(rule_ids), "each rule fired exactly once"
                 levels = [m[1] for t in tg.texts(CHAT) for m in CROSSED.finditer(t)]
                 print(f"20 alerts, {len(levels) - 20} delivered twice")
+        except BaseException:
+            for process in processes:  # what each process said, to tell why
+                code = process.proc.returncode
+                print(f"--- alerts {process.role} (exit {code}) ---\n{process.log[-3000:]}")
+            raise
         finally:
             for process in processes:
                 await process.stop()
