@@ -213,7 +213,7 @@ async def run_demo(
             print(banner, file=out, flush=True)
             # Deliveries exist only for Apprise URLs: the demo user has no Telegram chat.
             worker = make_worker(settings, db) if apprise else None
-            engine = make_engine(settings, db, worker)
+            engine = make_engine(settings, db)
             await engine.start()
             tasks = [
                 api_task,

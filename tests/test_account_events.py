@@ -55,7 +55,7 @@ class World:
         """The engine and a delivery worker, as `alerts run` has them, until the block ends."""
         worker = make_worker(self.settings, self.db)
         worker.config.poll_interval = 0.05
-        engine = make_engine(self.settings, self.db, worker)
+        engine = make_engine(self.settings, self.db)
         engine.config.poll_interval = 0.05
         await engine.start()
         worker_task = asyncio.create_task(worker.run())

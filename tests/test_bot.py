@@ -72,7 +72,7 @@ async def pipeline(world: World, database_url: str) -> AsyncIterator[Engine]:
         database_url, world.sim.url, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=world.tg.url
     )
     worker = make_worker(settings, world.db)
-    engine = make_engine(settings, world.db, worker)
+    engine = make_engine(settings, world.db)
     await engine.start()
     worker_task = asyncio.create_task(worker.run())
     try:

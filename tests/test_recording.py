@@ -1,14 +1,13 @@
-"""Recording hits in batches and handing the new deliveries to the worker of the same process:
-routing agrees with the one-firing path, duplicates and late hits are dropped, prices never
-run ahead of a hit, and a handed delivery is claimed under a lease, in the recording's own
-transaction, before it is sent."""
+"""Recording hits in batches through the outbox's one `enqueue`: routing agrees with the
+one-firing path, duplicates and late hits are dropped, prices never run ahead of a hit, and
+the deliveries go in pending, waking the workers of this process (the doorbell) and, on
+PostgreSQL, of the others (NOTIFY), who claim them under a lease."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -28,9 +27,9 @@ from alerts.db.models import (
     User,
 )
 from alerts.db.models import Ticker as TickerRow
-from alerts.db.outbox import delivery_targets, rule_destination_ids
-from alerts.db.queue import PENDING, SENDING, Job, claim
-from alerts.db.recording import record, record_claimed
+from alerts.db.outbox import delivery_targets, record_event, rule_destination_ids
+from alerts.db.queue import PENDING, claim
+from alerts.db.recording import record
 from alerts.db.session import Database
 from alerts.delivery.ratelimit import Limits, RateLimiter
 from alerts.delivery.telegram import TelegramNotifier
@@ -41,6 +40,7 @@ from alerts.engine.recorder import Recorder
 from alerts.security import SecretBox
 from tests.api_helpers import SECRET_KEY
 from tests.fake_telegram import TOKEN, FakeTelegram
+from tests.feed_helpers import eventually
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # in the past: due for a worker on real time
 LEASE = timedelta(seconds=60)
@@ -197,23 +197,11 @@ def _no_accounts(account: int) -> dict[str, Any]:
     raise AssertionError(f"no account state expected, asked for {account}")
 
 
-@dataclass
-class Taker:
-    """A handoff that keeps what it is handed."""
-
-    lease: timedelta = LEASE
-    taken: list[list[Job]] = field(default_factory=list)
-
-    def take(self, jobs: list[Job]) -> None:
-        self.taken.append(jobs)
-
-
 async def test_hits_are_written_at_once_with_their_own_prices_only(world: World) -> None:
-    handoff = Taker()
     states = {7: {"balances": {"USDT": "5"}, "orders": {}, "since": None}}
-    recorder = Recorder(
-        world.db, states.__getitem__, lambda: T0, interval=3600, retry_delay=0.01, handoff=handoff
-    )
+    recorder = Recorder(world.db, states.__getitem__, lambda: T0, interval=3600, retry_delay=0.01)
+    rung = asyncio.Event()
+    world.db.doorbell.add(rung)
     stopping = asyncio.Event()
     task = asyncio.create_task(recorder.run(stopping))
     try:
@@ -221,15 +209,12 @@ async def test_hits_are_written_at_once_with_their_own_prices_only(world: World)
         recorder.ticker(_ticker("BTC-USDT", "70100"))
         recorder.account(7)
         recorder.add([world.hit("default")])
-        for _ in range(100):
-            if handoff.taken:
-                break
-            await asyncio.sleep(0.01)
-        [jobs] = handoff.taken
-        assert [j.delivery_id for j in jobs] == [d.id for d in world.deliveries("default")]
-        # Claimed in the same transaction: leased, its first attempt counted.
+        async with asyncio.timeout(1):
+            await rung.wait()  # the workers of this process are woken by the commit
+        # Pending, due at once, for whichever worker claims it first.
         [row] = world.deliveries("default")
-        assert row.status == SENDING and row.attempts == 1 and row.lease_until == T0 + LEASE
+        assert row.status == PENDING and row.attempts == 0 and row.lease_until is None
+        assert row.next_attempt_at == T0
         # The hit's symbol's price went with it; the rest waits for the periodic write.
         assert _prices(world.db) == {"BTC-USDT": Decimal("70100")}
         await recorder.flush()
@@ -266,7 +251,7 @@ async def test_a_failed_write_keeps_everything_and_newer_prices_win(
     assert _prices(world.db) == {"BTC-USDT": Decimal("70200")}
 
 
-def test_a_claim_takes_what_is_due_but_not_what_the_worker_holds(world: World) -> None:
+def test_a_claim_takes_what_is_due_and_what_a_dead_worker_held(world: World) -> None:
     first, second = sorted(record(world.db, [world.hit("default"), world.hit("named")], {}, {}, T0))
     [job] = claim(world.db, now=T0, lease=LEASE, limit=1)
     assert job.delivery_id == first and job.attempts == 1 and job.chat_id == 700
@@ -274,10 +259,9 @@ def test_a_claim_takes_what_is_due_but_not_what_the_worker_holds(world: World) -
     assert [j.delivery_id for j in claim(world.db, now=T0, lease=LEASE, limit=10)] == [second]
     # A worker that died: its lease runs out and the delivery is claimed again...
     later = T0 + LEASE + timedelta(seconds=1)
-    [again] = claim(world.db, now=later, lease=LEASE, limit=10, held=[second])
-    assert again.delivery_id == first and again.attempts == 2
-    # ...but not by a worker that still has it in hand.
-    assert claim(world.db, now=later + LEASE * 2, lease=LEASE, limit=10, held=[first, second]) == []
+    again = claim(world.db, now=later, lease=LEASE, limit=10)
+    assert [(j.delivery_id, j.attempts) for j in again] == [(first, 2), (second, 2)]
+    assert claim(world.db, now=later, lease=LEASE, limit=10) == []
 
 
 @pytest.fixture
@@ -285,34 +269,31 @@ async def sender(world: World) -> AsyncIterator[tuple[World, FakeTelegram, Deliv
     async with FakeTelegram() as tg:
         limiter = RateLimiter(Limits(bot_per_second=1000, private_interval=0.0))
         telegram = TelegramNotifier(TOKEN, api_url=tg.url, limiter=limiter)
-        # No scans during the test: whatever is sent was handed over.
+        # No scans during the test: whatever is sent, the worker was woken for.
         config = WorkerConfig(poll_interval=3600)
         worker = DeliveryWorker(world.db, SecretBox(SECRET_KEY), telegram=telegram, config=config)
         yield world, tg, worker
         await telegram.close()
 
 
-async def test_handed_deliveries_are_sent_without_a_scan(
+async def _sent_once(tg: FakeTelegram, chats: list[int]) -> None:
+    await eventually(lambda: len(tg.sent) >= len(chats), timeout=2, message="sent")
+    assert sorted(s.chat_id for s in tg.sent) == chats
+    await asyncio.sleep(0.2)
+    assert len(tg.sent) == len(chats)  # nothing twice
+
+
+async def test_a_commit_that_enqueues_wakes_the_worker_without_a_scan(
     sender: tuple[World, FakeTelegram, DeliveryWorker],
 ) -> None:
     world, tg, worker = sender
-    assert not await worker.run_once()  # the first scan, at start
     task = asyncio.create_task(worker.run())
     try:
-        await asyncio.sleep(0.05)
-        jobs = record_claimed(
-            world.db, [world.hit("default"), world.hit("named")], {}, {}, T0, LEASE
+        await asyncio.sleep(0.05)  # its first scan, at start, found nothing
+        await world.db.call(
+            record, world.db, [world.hit("default"), world.hit("named")], {}, {}, T0
         )
-        started = time.monotonic()
-        worker.take(jobs)
-        for _ in range(200):
-            if len(tg.sent) == 2:
-                break
-            await asyncio.sleep(0.01)
-        assert sorted(s.chat_id for s in tg.sent) == [-5, 700]
-        assert time.monotonic() - started < 2.0
-        await asyncio.sleep(0.2)
-        assert len(tg.sent) == 2  # nothing twice
+        await _sent_once(tg, [-5, 700])
     finally:
         await worker.stop()
         await task
@@ -321,32 +302,59 @@ async def test_handed_deliveries_are_sent_without_a_scan(
     assert statuses == {"sent"}
 
 
-async def test_what_was_handed_but_not_sent_is_given_back_when_the_worker_stops(
+async def test_another_process_enqueuing_wakes_the_worker_through_notify(
     sender: tuple[World, FakeTelegram, DeliveryWorker],
 ) -> None:
     world, tg, worker = sender
-    jobs = record_claimed(world.db, [world.hit("default")], {}, {}, T0, LEASE)
-    worker.take(jobs)
-    await worker.stop()
-    await worker.run()  # stopped before it sent anything
-    assert tg.sent == []
-    [row] = world.deliveries("default")
-    assert row.status == PENDING and row.lease_until is None and row.attempts == 0
-    # Due at once for the next worker.
-    [job] = claim(world.db, now=datetime.now(UTC), lease=LEASE, limit=10)
-    assert job.delivery_id == row.id and job.attempts == 1
+    if world.db.dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; on SQLite one process runs everything")
+    other = Database(str(world.db.engine.url.render_as_string(hide_password=False)))
+    task = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.3)  # listening (a scan at start found nothing)
+        # Another `Database`, as another process has: this process's doorbell does not ring.
+        await asyncio.to_thread(record, other, [world.hit("default")], {}, {}, T0)
+        await _sent_once(tg, [700])
+    finally:
+        await worker.stop()
+        await task
+        other.dispose()
 
 
-def test_a_muted_owners_deliveries_are_held_not_handed(world: World) -> None:
+async def test_a_rolled_back_enqueue_wakes_no_one(world: World) -> None:
+    rung = asyncio.Event()
+    world.db.doorbell.add(rung)
+    with world.db.writing() as session:
+        record_event(
+            session,
+            user_id=world.alice,
+            rule_id=None,
+            rule_name="never",
+            kind="account",
+            symbol=None,
+            values={},
+            destination_ids=[world.chats["private"]],
+            now=T0,
+        )
+        session.rollback()
+    with world.db.writing() as session:
+        session.commit()  # a later commit that enqueued nothing rings nothing either
+    await asyncio.sleep(0.05)
+    assert not rung.is_set()
+
+
+def test_a_muted_owners_deliveries_are_held_when_claimed(world: World) -> None:
     with world.db.session() as session:
         alice = session.get(User, world.alice)
         assert alice is not None
         alice.muted_until = T0 + timedelta(hours=1)
         session.add(alice)
         session.commit()
-    assert record_claimed(world.db, [world.hit("default")], {}, {}, T0, LEASE) == []
+    record(world.db, [world.hit("default")], {}, {}, T0)
+    assert claim(world.db, now=T0, lease=LEASE, limit=10) == []
     [row] = world.deliveries("default")
     assert row.status == PENDING and row.held and row.next_attempt_at == T0 + timedelta(hours=1)
+    assert row.attempts == 0
 
 
 def test_each_event_in_a_batch_keeps_its_own_deliveries(world: World) -> None:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
+
+from alerts.db.doorbell import Doorbell, session_info
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -51,7 +55,11 @@ class Database:
 
     def __init__(self, url: str, **kwargs: Any) -> None:
         self.engine = make_engine(url, **kwargs)
+        self.url = url
         self._writer = threading.Lock()
+        self._sqlite_writer: ThreadPoolExecutor | None = None
+        # Rung when a commit of this process enqueued deliveries (see `alerts.db.doorbell`).
+        self.doorbell = Doorbell()
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
@@ -68,17 +76,21 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session that is closed (and rolled back if not committed) on exit."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        info = session_info(self.doorbell)
+        with Session(self.engine, expire_on_commit=False, info=info) as session:
             yield session
 
     async def call(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run short blocking database work from the event loop: inline on SQLite, whose work
-        is CPU in this process (a worker thread would only add a wait for the interpreter
-        lock, up to its 5 ms switch interval, to every call); in a worker thread on PostgreSQL,
-        where waiting on the network must not hold up the loop."""
-        if self.dialect == "sqlite":
-            return func(*args, **kwargs)
-        return await asyncio.to_thread(func, *args, **kwargs)
+        """Run blocking database work off the event loop, so that the feed's reader and its
+        pings never wait for it: on SQLite in the one writer thread, in order (SQLite has one
+        writer; taking turns in one thread costs no lock waits); on PostgreSQL in a worker
+        thread, as many at once as there are callers."""
+        if self.dialect != "sqlite":
+            return await asyncio.to_thread(func, *args, **kwargs)
+        if self._sqlite_writer is None:
+            self._sqlite_writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._sqlite_writer, partial(func, *args, **kwargs))
 
     @property
     def dialect(self) -> str:
@@ -86,5 +98,8 @@ class Database:
         return self.engine.dialect.name
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (and the writer thread)."""
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.shutdown(wait=True)
+            self._sqlite_writer = None
         self.engine.dispose()

@@ -8,9 +8,9 @@ prices and the account states follow every `interval`, in small batches with the
 between, so a hit waits behind at most one short batch. Writes take turns in one task (one
 writer: SQLite has only one, and the order of writes is what keeps prices and hits in step).
 
-With a `Handoff` (in `alerts run`, the delivery worker of this process), the write adds the
-new deliveries already claimed (leased) for it, in the same transaction, and hands them over
-as it commits: the worker sends them without a claim of its own or a poll.
+The deliveries of each hit go in pending, through the outbox's one `enqueue`, and their
+commit wakes the delivery workers (of this process at once, of the others through
+PostgreSQL's NOTIFY): the engine never sends, however the service is deployed.
 
 One bad row never holds up the others. When a write fails and the database still answers,
 the batch is written again one hit (and one price, one account's state) at a time, and
@@ -27,30 +27,16 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
-from alerts.db.queue import Job
-from alerts.db.recording import record, record_claimed
+from alerts.db.recording import record
 from alerts.db.session import Database
 from alerts.domain.events import Ticker
 from alerts.domain.hits import Hit
 from alerts.engine import deadletters
 
 logger = logging.getLogger("alerts.engine")
-
-
-class Handoff(Protocol):
-    """Who takes the deliveries a write has just committed, claimed for it, to send them."""
-
-    @property
-    def lease(self) -> timedelta:
-        """How long a claim lasts before another worker may take it over."""
-        ...
-
-    def take(self, jobs: list[Job]) -> None:
-        """Send these (claimed for you, and committed)."""
-        ...
 
 
 class Recorder:
@@ -64,7 +50,6 @@ class Recorder:
         *,
         interval: float,
         retry_delay: float,
-        handoff: Handoff | None = None,
         batch: int = 25,
     ) -> None:
         self.db = db
@@ -72,7 +57,6 @@ class Recorder:
         self.clock = clock
         self.interval = interval
         self.retry_delay = retry_delay
-        self.handoff = handoff
         self.batch = batch
         self.recorded = 0
         self.failures = 0  # writes that failed (each then retried, or split up)
@@ -144,8 +128,8 @@ class Recorder:
         # The symbols waiting now; prices arriving meanwhile wait for the next round.
         symbols = list(self._prices)
         for start in range(0, max(len(symbols), 1), self.batch):
-            # What waits goes first: the sending of deliveries just handed over, pushes (and
-            # their hits, which the next batch writes first).
+            # What waits goes first: pushes (and their hits, which the next batch writes
+            # first), the delivery worker of this process.
             await asyncio.sleep(0)
             await self._write(symbols[start : start + self.batch], every=start == 0)
 
@@ -165,7 +149,7 @@ class Recorder:
         balances = {a: self.snapshot(a) for a in accounts}
         now = self.clock()
         try:
-            jobs = await self._record(hits, prices, balances, now)
+            await self._record(hits, prices, balances, now)
         except Exception:
             # One bad row must not cost the others: if the database still answers, write them
             # one by one (`_one_by_one` logs and dead-letters what fails alone); if not, keep
@@ -174,10 +158,9 @@ class Recorder:
             if not await self.db.call(deadletters.database_answers, self.db):
                 self._retry_later(hits, prices, balances)
                 raise
-            jobs = await self._one_by_one(hits, prices, balances, now)
+            await self._one_by_one(hits, prices, balances, now)
         else:
             self.recorded += len(hits)
-        self._hand_over(jobs)
 
     async def _record(
         self,
@@ -185,18 +168,8 @@ class Recorder:
         prices: Mapping[str, Ticker],
         balances: Mapping[int, Mapping[str, Any]],
         now: datetime,
-    ) -> list[Job]:
-        handoff = self.handoff
-        if handoff is None:
-            await self.db.call(record, self.db, hits, prices, balances, now)
-            return []
-        return await self.db.call(
-            record_claimed, self.db, hits, prices, balances, now, handoff.lease
-        )
-
-    def _hand_over(self, jobs: list[Job]) -> None:
-        if self.handoff is not None and jobs:
-            self.handoff.take(jobs)
+    ) -> None:
+        await self.db.call(record, self.db, hits, prices, balances, now)
 
     def _retry_later(
         self,
@@ -215,22 +188,20 @@ class Recorder:
         prices: dict[str, Ticker],
         balances: dict[int, dict[str, Any]],
         now: datetime,
-    ) -> list[Job]:
+    ) -> None:
         """The batch again, a hit (with its own price or balances) at a time, then the other
         prices and balances one by one; what fails alone is dead-lettered. If the database
         stops answering meanwhile, what is left waits for the next attempt."""
-        jobs: list[Job] = []
         for i, hit in enumerate(hits):
             own = {hit.symbol: prices.pop(hit.symbol)} if hit.symbol in prices else {}
             account = _account(hit) if hit.kind in _ACCOUNT_KINDS else None
             mine = {int(account): balances.pop(int(account))} if account in _keys(balances) else {}
             try:
-                jobs += await self._record([hit], own, mine, now)
+                await self._record([hit], own, mine, now)
                 self.recorded += 1
                 continue
             except Exception as exc:  # this hit alone: `_dead` logs and keeps it, or re-raises
                 if not await self._dead(exc, hit=hit):
-                    self._hand_over(jobs)
                     self._retry_later(hits[i:], {**own, **prices}, {**mine, **balances})
                     raise
             prices.update(own)  # the hit is kept; its price and balances may still be written
@@ -247,7 +218,6 @@ class Recorder:
                 symbol = next(iter(price), None)
                 kept = _ticker_values(price[symbol]) if symbol else _balance_values(balance)
                 if not await self._dead(exc, kind=kind, symbol=symbol, values=kept):
-                    self._hand_over(jobs)
                     left = singles[n:]
                     self._retry_later(
                         [],
@@ -255,7 +225,6 @@ class Recorder:
                         {k: v for _, _, b in left for k, v in b.items()},
                     )
                     raise
-        return jobs
 
     async def _dead(
         self,

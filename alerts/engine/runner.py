@@ -3,7 +3,7 @@ step with the database.
 
 Evaluation runs in the feed's sink, in memory. The recorder (`alerts.engine.recorder`) writes
 hits as they are found, with the rules' state changes and the prices they were computed
-from, and hands the new deliveries, claimed, to the `handoff`. A poller follows
+from, and enqueues their deliveries for the delivery workers. A poller follows
 `rule_changes` (edits made by any process) and account status, and subscribes to exactly
 what the enabled rules need.
 """
@@ -30,7 +30,7 @@ from alerts.engine.armed import Armed
 from alerts.engine.catchup import CatchUp
 from alerts.engine.evaluate import Evaluator
 from alerts.engine.private import AccountConnections
-from alerts.engine.recorder import Handoff, Recorder
+from alerts.engine.recorder import Recorder
 from alerts.engine.refusals import Refusals
 from alerts.engine.staleness import StalenessWatch
 from alerts.feed import FeedClient, FeedConfig, Subscription
@@ -99,7 +99,6 @@ class Engine:
         box: SecretBox,
         *,
         clock: Callable[[], datetime] = _now,
-        handoff: Handoff | None = None,
     ) -> None:
         self.db = db
         self.config = config
@@ -120,7 +119,6 @@ class Engine:
             clock,
             interval=config.flush_interval,
             retry_delay=config.retry_delay,
-            handoff=handoff,
         )
         rest = ExchangeRest(config.rest_url) if config.rest_url else None
         catch_up = CatchUp(rest, self.evaluator.accounts, self._on_late)

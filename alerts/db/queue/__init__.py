@@ -1,8 +1,7 @@
 """The delivery queue in the database: claim due deliveries under a lease, record each attempt
 and its outcome. On PostgreSQL claims take `FOR UPDATE SKIP LOCKED`, so any number of
 workers share the work; on SQLite one worker runs. A claim whose worker died is taken over
-when its lease ends. The engine, when a worker runs in its process, adds the deliveries it
-records already leased to that worker, in the same transaction, and hands them over."""
+when its lease ends. Deliveries come in through `alerts.db.outbox.enqueue` alone."""
 
 from alerts.db.queue.claims import Job, claim, depth, leased_jobs, release, renew
 from alerts.db.queue.outcomes import Attempt, Outcome, finish_many

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from alerts.db.queue.statements import (
     DELIVERIES,
     DUE,
+    DUE_NOT_TELEGRAM,
     FAILED,
     HOLD,
     JOBS,
@@ -58,13 +59,13 @@ def claim(
     now: datetime,
     lease: timedelta,
     limit: int,
-    held: Collection[int] = (),
+    telegram: bool = True,
 ) -> list[Job]:
-    """Take up to `limit` due deliveries (oldest first), none of those in `held` (the
-    caller's own), and lease them until now + lease."""
+    """Take up to `limit` due deliveries (oldest first), not Telegram's unless `telegram`,
+    and lease them until now + lease."""
+    due = DUE if telegram else DUE_NOT_TELEGRAM
     with db.writing() as session:
-        params = {"now": now, "held": sorted(held)}
-        claimed = list(session.execute(DUE.limit(limit), params).scalars())
+        claimed = list(session.execute(due.limit(limit), {"now": now}).scalars())
         if not claimed:
             return []
         session.execute(LEASE, {"ids": claimed, "until": now + lease})
@@ -74,9 +75,8 @@ def claim(
 
 
 def leased_jobs(session: Session, ids: Sequence[int], *, now: datetime) -> list[Job]:
-    """The jobs of deliveries leased in the caller's transaction (by `claim`, or by the engine
-    as it adds them for the worker of its process); those whose owner is muted go back,
-    held, instead."""
+    """The jobs of deliveries leased in the caller's transaction (by `claim`); those whose
+    owner is muted go back, held, instead."""
     if not ids:
         return []
     rows = session.execute(JOBS, {"ids": ids}).all()

@@ -5,7 +5,7 @@ They are built once, with parameters: building them per claim cost as much as ru
 
 from __future__ import annotations
 
-from sqlalchemy import BindParameter, bindparam, or_, update
+from sqlalchemy import BindParameter, bindparam, exists, or_, update
 from sqlalchemy import select as sa_select
 
 from alerts.db.models import Delivery, DeliveryAttempt, Destination, Event, Rule, User
@@ -22,9 +22,8 @@ USERS = User.metadata.tables["users"]
 IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
 NOW = bindparam("now", type_=UTCDateTime)
 
-# Due at :now, oldest first, but not those in :held (the claiming worker's own: a lease that
-# ran out while the worker still has the delivery in hand is not claimed again by it). On
-# SQLite the row lock is left out of the SQL.
+# Due at :now, oldest first (a lease that ran out counts as due: its worker died, or could
+# not renew it). On SQLite the row lock is left out of the SQL.
 DUE = (
     sa_select(DELIVERIES.c.id)
     .where(
@@ -33,10 +32,15 @@ DUE = (
             (DELIVERIES.c.status == SENDING) & (DELIVERIES.c.lease_until < NOW),
         ),
         DELIVERIES.c.next_attempt_at <= NOW,
-        DELIVERIES.c.id.not_in(bindparam("held", expanding=True)),
     )
     .order_by(DELIVERIES.c.next_attempt_at, DELIVERIES.c.id)
     .with_for_update(skip_locked=True)
+)
+# The same but Telegram's, for a worker that is not its bot's elected sender.
+DUE_NOT_TELEGRAM = DUE.where(
+    ~exists().where(
+        DESTINATIONS.c.id == DELIVERIES.c.destination_id, DESTINATIONS.c.kind == "telegram"
+    )
 )
 LEASE = (
     update(DELIVERIES)
