@@ -16,11 +16,11 @@ from pydantic import SecretStr
 from alerts import health
 from alerts.bot.app import BotRunner, Webhook
 from alerts.bot.context import BotConfig, BotServices
+from alerts.db.leadership import Leadership
 from alerts.db.session import Database
 from alerts.delivery.apprise_notifier import AppriseNotifier
 from alerts.delivery.telegram import TelegramNotifier
 from alerts.delivery.worker import DeliveryWorker, WorkerConfig
-from alerts.engine.leader import Leadership
 from alerts.engine.runner import Engine, EngineConfig
 from alerts.feed import FeedConfig
 from alerts.feed.verify import verify_token
@@ -47,9 +47,8 @@ def _stop_signals() -> asyncio.Event:
     return stopping
 
 
-def make_engine(settings: Settings, db: Database, worker: DeliveryWorker | None = None) -> Engine:
-    """The engine for these settings, handing `worker` (if any, in this process) the
-    deliveries of each firing, claimed as they are committed, to send."""
+def make_engine(settings: Settings, db: Database) -> Engine:
+    """The engine for these settings."""
     feed = FeedConfig(
         url=settings.xrocket_ws_url,
         ping_interval=settings.feed_ping_interval,
@@ -60,7 +59,7 @@ def make_engine(settings: Settings, db: Database, worker: DeliveryWorker | None 
         symbol_stale_after=settings.symbol_stale_after,
         rest_url=settings.xrocket_api_url,
     )
-    return Engine(db, config, _box(settings), handoff=worker)
+    return Engine(db, config, _box(settings))
 
 
 def make_worker(settings: Settings, db: Database) -> DeliveryWorker:
@@ -71,13 +70,17 @@ def make_worker(settings: Settings, db: Database) -> DeliveryWorker:
             token.get_secret_value(),
             api_url=settings.telegram_api_url,
             proxy=_secret(settings.telegram_proxy),
+            paid_broadcast=settings.telegram_paid_broadcast,
         )
         if token
         else None
     )
     if telegram is None:
         logger.warning("TELEGRAM_BOT_TOKEN is not set: Telegram deliveries wait until it is")
-    config = WorkerConfig(lease=timedelta(seconds=settings.delivery_lease))
+    config = WorkerConfig(
+        lease=timedelta(seconds=settings.delivery_lease),
+        retention=timedelta(days=settings.events_retention_days),
+    )
     apprise = AppriseNotifier(
         processes=settings.apprise_processes, allow_private=settings.allow_private_targets
     )
@@ -157,16 +160,14 @@ async def _run_bot(db: Database, bot: BotRunner) -> None:
         await _cancel(beating)
 
 
-async def lead_engine(
-    settings: Settings, db: Database, worker: DeliveryWorker | None = None
-) -> None:
-    """Run an engine whenever this process leads (see `alerts.engine.leader`), until
+async def lead_engine(settings: Settings, db: Database) -> None:
+    """Run an engine whenever this process leads (see `alerts.db.leadership`), until
     cancelled: on standby it waits; if it stops leading, its engine stops at once."""
     leadership = Leadership(db)
     try:
         while True:
             await leadership.acquire()
-            engine = make_engine(settings, db, worker)
+            engine = make_engine(settings, db)
             await engine.start()
             beating = asyncio.create_task(health.beat(db, health.FEEDS, partial(_feeds, engine)))
             try:
@@ -268,7 +269,7 @@ async def run_all(settings: Settings, host: str, port: int) -> None:
     db = Database(settings.database_url)
     stopping = _stop_signals()
     worker = make_worker(settings, db)
-    engine_task = asyncio.create_task(lead_engine(settings, db, worker), name="engine")
+    engine_task = asyncio.create_task(lead_engine(settings, db), name="engine")
     worker_task = asyncio.create_task(worker.run(), name="delivery worker")
     bot = make_bot(settings, db)
     bot_task = asyncio.create_task(_run_bot(db, bot), name="telegram bot") if bot else None

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     )
     telegram_api_url: str | None = Field(default=None, validation_alias="TELEGRAM_API_URL")
     telegram_proxy: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_PROXY")
+    telegram_paid_broadcast: bool = Field(default=False, validation_alias="TELEGRAM_PAID_BROADCAST")
     telegram_webhook_url: str | None = Field(default=None, validation_alias="TELEGRAM_WEBHOOK_URL")
     telegram_webhook_secret: SecretStr | None = Field(
         default=None, validation_alias="TELEGRAM_WEBHOOK_SECRET"
@@ -72,6 +73,9 @@ class Settings(BaseSettings):
     )
     apprise_processes: int = Field(
         default=2, ge=0, le=64, validation_alias="ALERTS_APPRISE_PROCESSES"
+    )
+    events_retention_days: int = Field(
+        default=90, ge=1, le=36500, validation_alias="ALERTS_EVENTS_RETENTION_DAYS"
     )
 
     @field_validator(

@@ -36,6 +36,7 @@ class Sent:
     reply_markup: dict[str, Any] | None
     at: float
     message_id: int = 0
+    paid: bool = False  # sent with allow_paid_broadcast
 
     def buttons(self) -> dict[str, str]:
         """Each inline button's text and callback data."""
@@ -269,6 +270,7 @@ class FakeTelegram:
                 reply_markup=json.loads(markup) if isinstance(markup, str) else markup,
                 at=time.monotonic(),
                 message_id=self._message_id,
+                paid=form.get("allow_paid_broadcast") in (True, "true"),
             )
         )
         result = {

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+from alerts.db.leadership import Leadership
 from alerts.db.migrate import upgrade
 from alerts.db.session import Database
-from alerts.engine.leader import Leadership
 
 
 async def test_a_standby_takes_over_when_the_leader_goes(database_url: str) -> None:

@@ -203,6 +203,7 @@ class Event(SQLModel, table=True):
         UniqueConstraint("rule_id", "dedup_key", name="uq_events_rule_dedup"),
         Index("ix_events_user_id_id", "user_id", "id"),
         Index("ix_events_rule_id_id", "rule_id", "id"),
+        Index("ix_events_fired_at", "fired_at"),  # pruning what is past its retention
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))

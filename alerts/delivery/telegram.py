@@ -41,7 +41,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from alerts.delivery.errors import SendFailed
 from alerts.delivery.messages import Message
-from alerts.delivery.ratelimit import RateLimiter
+from alerts.delivery.ratelimit import Limits, RateLimiter
 
 logger = logging.getLogger("alerts.delivery.telegram")
 
@@ -106,8 +106,14 @@ class TelegramNotifier:
         timeout: float = 10.0,
         in_flight: int = 16,
         proxy: str | None = None,
+        paid_broadcast: bool = False,
     ) -> None:
-        self.limiter = limiter or RateLimiter()
+        # Paid broadcasts (`allow_paid_broadcast`) lift the bot's cap to 1,000 messages/s;
+        # the caps per chat stay.
+        self.paid_broadcast = paid_broadcast
+        self.limiter = limiter or RateLimiter(
+            Limits(bot_per_second=1000.0 if paid_broadcast else 30.0)
+        )
         self._session = bot_session(api_url, proxy)
         self.bot = Bot(token, session=self._session)
         self.timeout = timeout
@@ -155,6 +161,8 @@ class TelegramNotifier:
             "parse_mode": "HTML",
             "link_preview_options": {"is_disabled": True},
         }
+        if self.paid_broadcast:
+            fields["allow_paid_broadcast"] = True
         markup = _markup(message.rule_id)
         if markup is not None:
             fields["reply_markup"] = markup
