@@ -25,7 +25,9 @@ def test_no_second_holds_more_than_the_cap() -> None:
             chat += 1
         clock.t += 0.001
     worst = max(sum(1 for t in sent if start <= t < start + 1) for start in sent)
-    assert worst <= 30
+    # One under the cap in any second of our clock: one message of jitter on the way to
+    # Telegram still keeps its window within the cap.
+    assert worst <= 29
     assert len(sent) / 10 >= 0.93 * 30
 
 

@@ -5,10 +5,15 @@ for the whole bot."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+
+# A second and the millisecond a wait may be cut short by (see `acquire`).
+_WINDOW = 1.01
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,11 @@ class RateLimiter:
         # at the rest of the cap, so that no one-second window holds more than the cap.
         self._capacity = max(1.0, min(cap * 0.05, 2.0))
         self._rate = cap * 0.95  # headroom: arrival jitter must not add up past the cap
+        # And never more than the cap less one in any second of our own clock: the bucket
+        # alone allows its capacity on top of a second's rate, which jitter on the way to
+        # Telegram could turn into one message over the cap.
+        self._window_cap = max(1, math.ceil(cap) - 1)
+        self._window: deque[float] = deque()
         self._tokens = self._capacity
         self._filled_at = self.clock()
         self._chat_next: dict[int, float] = {}
@@ -86,12 +96,18 @@ class RateLimiter:
         tokens = self._refill(now)
         if tokens < 1.0:
             wait = max(wait, (1.0 - tokens) / self._rate)
+        window = self._window
+        while window and window[0] <= now - _WINDOW:
+            window.popleft()
+        if len(window) >= self._window_cap:
+            wait = max(wait, window[0] + _WINDOW - now)
         return wait
 
     def book(self, chat_id: int) -> None:
         """Count a message to `chat_id` as sent now."""
         now = self.clock()
         self._tokens = self._refill(now) - 1.0
+        self._window.append(now)
         if chat_id < 0:
             self._groups.setdefault(chat_id, deque()).append(now)
         else:
