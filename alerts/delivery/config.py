@@ -31,5 +31,5 @@ class WorkerConfig:
     # seconds, `prune_batch` at a time with `prune_pause` between batches; None keeps all.
     retention: timedelta | None = timedelta(days=90)
     prune_interval: float = 300.0
-    prune_batch: int = 500
+    prune_batch: int = 200
     prune_pause: float = 0.05
