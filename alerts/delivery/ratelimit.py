@@ -11,7 +11,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-
 # A second and the millisecond a wait may be cut short by (see `acquire`).
 _WINDOW = 1.01
 
@@ -34,9 +33,10 @@ class RateLimiter:
         self.limits = limits or Limits()
         self.clock = clock
         cap = self.limits.bot_per_second
-        # A token bucket: a burst of at most two messages (5% of the cap at 30/s), refilled
-        # at the rest of the cap, so that no one-second window holds more than the cap.
-        self._capacity = max(1.0, min(cap * 0.05, 2.0))
+        # A token bucket refilled at 95% of the cap, holding a message and a half at 30/s (two
+        # at higher caps): sends go nearly evenly spaced, so that it takes a long stall on the
+        # way to Telegram to bunch two, while a send that went out late still makes up for it.
+        self._capacity = min(2.0, max(1.5, cap * 0.05))
         self._rate = cap * 0.95  # headroom: arrival jitter must not add up past the cap
         # And never more than the cap less one in any second of our own clock: the bucket
         # alone allows its capacity on top of a second's rate, which jitter on the way to
