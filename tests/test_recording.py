@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -262,6 +263,27 @@ def test_a_claim_takes_what_is_due_and_what_a_dead_worker_held(world: World) -> 
     again = claim(world.db, now=later, lease=LEASE, limit=10)
     assert [(j.delivery_id, j.attempts) for j in again] == [(first, 2), (second, 2)]
     assert claim(world.db, now=later, lease=LEASE, limit=10) == []
+
+
+def test_two_processes_claiming_at_once_never_take_the_same_delivery(world: World) -> None:
+    for _ in range(10):
+        record(world.db, [world.hit("default") for _ in range(10)], {}, {}, T0)
+    url = world.db.engine.url.render_as_string(hide_password=False)
+    others = [Database(url) for _ in range(4)]  # a `Database` each, as processes have
+    try:
+
+        def drain(db: Database) -> list[int]:
+            taken: list[int] = []
+            while jobs := claim(db, now=T0, lease=LEASE, limit=3):
+                taken += [j.delivery_id for j in jobs]
+            return taken
+
+        with ThreadPoolExecutor(len(others)) as pool:
+            taken = [d for got in pool.map(drain, others) for d in got]
+    finally:
+        for db in others:
+            db.dispose()
+    assert len(taken) == 100 and len(set(taken)) == 100
 
 
 @pytest.fixture

@@ -12,13 +12,12 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
 from alerts.db.queue.statements import (
+    CLAIM,
+    CLAIM_NOT_TELEGRAM,
     DELIVERIES,
-    DUE,
-    DUE_NOT_TELEGRAM,
     FAILED,
     HOLD,
     JOBS,
-    LEASE,
     PENDING,
     RELEASE,
     RENEW,
@@ -63,12 +62,13 @@ def claim(
 ) -> list[Job]:
     """Take up to `limit` due deliveries (oldest first), not Telegram's unless `telegram`,
     and lease them until now + lease."""
-    due = DUE if telegram else DUE_NOT_TELEGRAM
+    statement = CLAIM if telegram else CLAIM_NOT_TELEGRAM
+    params = {"now": now, "limit": limit, "until": now + lease}
     with db.writing() as session:
-        claimed = list(session.execute(due.limit(limit), {"now": now}).scalars())
+        claimed = list(session.execute(statement, params).scalars())
         if not claimed:
+            session.rollback()
             return []
-        session.execute(LEASE, {"ids": claimed, "until": now + lease})
         jobs = leased_jobs(session, claimed, now=now)
         session.commit()
         return jobs

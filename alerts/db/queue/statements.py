@@ -5,7 +5,7 @@ They are built once, with parameters: building them per claim cost as much as ru
 
 from __future__ import annotations
 
-from sqlalchemy import BindParameter, bindparam, exists, or_, update
+from sqlalchemy import BindParameter, Select, Update, bindparam, exists, or_, update
 from sqlalchemy import select as sa_select
 
 from alerts.db.models import Delivery, DeliveryAttempt, Destination, Event, Rule, User
@@ -42,11 +42,22 @@ DUE_NOT_TELEGRAM = DUE.where(
         DESTINATIONS.c.id == DELIVERIES.c.destination_id, DESTINATIONS.c.kind == "telegram"
     )
 )
-LEASE = (
-    update(DELIVERIES)
-    .where(DELIVERIES.c.id.in_(IDS))
-    .values(status=SENDING, lease_until=bindparam("until"), attempts=DELIVERIES.c.attempts + 1)
-)
+
+
+def _claiming(due: Select[tuple[int]]) -> Update:
+    """Lease up to :limit of `due` until :until, their attempt counted, in one statement: on
+    SQLite a write statement holds the write lock from its start, so two processes never
+    take the same row; on PostgreSQL the rows are locked (`SKIP LOCKED`) as they are read."""
+    return (
+        update(DELIVERIES)
+        .where(DELIVERIES.c.id.in_(due.limit(bindparam("limit"))))
+        .values(status=SENDING, lease_until=bindparam("until"), attempts=DELIVERIES.c.attempts + 1)
+        .returning(DELIVERIES.c.id)
+    )
+
+
+CLAIM = _claiming(DUE)
+CLAIM_NOT_TELEGRAM = _claiming(DUE_NOT_TELEGRAM)
 # A delivery whose owner is muted goes back, untried, until the mute ends.
 HOLD = (
     update(DELIVERIES)
