@@ -3,9 +3,9 @@ step with the database.
 
 Evaluation runs in the feed's sink, in memory. The recorder (`alerts.engine.recorder`) writes
 hits as they are found, with the rules' state changes and the prices they were computed
-from, and enqueues their deliveries for the delivery workers. A poller follows
-`rule_changes` (edits made by any process) and account status, and subscribes to exactly
-what the enabled rules need.
+from, and enqueues their deliveries for the delivery workers. A poller (`alerts.engine.follow`)
+follows `rule_changes` (edits made by any process) and account status, and subscribes to
+exactly what the enabled rules need (`alerts.engine.wanted`).
 """
 
 from __future__ import annotations
@@ -15,26 +15,26 @@ import contextlib
 import gc
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from alerts import metrics
 from alerts.db.session import Database
 from alerts.domain.events import BalanceUpdate, FeedEvent, Order, Ticker
 from alerts.domain.hits import Hit
-from alerts.domain.rules import RuleKind
-from alerts.engine import staleness, store
+from alerts.engine import store
 from alerts.engine.armed import Armed
 from alerts.engine.catchup import CatchUp
 from alerts.engine.evaluate import Evaluator
+from alerts.engine.follow import Following
 from alerts.engine.private import AccountConnections
 from alerts.engine.recorder import Recorder
 from alerts.engine.refusals import Refusals
 from alerts.engine.staleness import StalenessWatch
-from alerts.feed import FeedClient, FeedConfig, Subscription
-from alerts.feed.errors import AuthRejected, RequestRejected
+from alerts.engine.wanted import Wanted
+from alerts.feed import FeedClient, FeedConfig
+from alerts.feed.errors import AuthRejected
 from alerts.feed.rest import ExchangeRest
 from alerts.feed.state import FeedState
 from alerts.metrics import FIRINGS
@@ -42,7 +42,6 @@ from alerts.security import SecretBox
 
 logger = logging.getLogger("alerts.engine")
 
-_CHANGES_KEPT = timedelta(hours=1)
 _LOG_SKIPPED_EVERY = 60.0  # seconds, per rule
 
 
@@ -75,21 +74,7 @@ class EngineConfig:
     rest_url: str | None = None  # XROCKET_API_URL: the order history, for fills missed
 
 
-def subscription_for(rule: Armed, depth: int) -> Subscription | None:
-    """The public channel a market rule needs (None for account rules)."""
-    symbol, kind = rule.symbol or "", rule.kind
-    if kind in (RuleKind.PRICE_CROSS, RuleKind.PRICE_RANGE, RuleKind.PERCENT_CHANGE):
-        return Subscription.ticker(symbol)
-    if kind is RuleKind.CANDLE_CLOSE:
-        return Subscription.candles(symbol, str(rule.extra))
-    if kind is RuleKind.LARGE_TRADE:
-        return Subscription.trades(symbol)
-    if kind is RuleKind.SPREAD:
-        return Subscription.orderbook(symbol, depth)
-    return None
-
-
-class Engine:
+class Engine(Following):
     """Runs rules against the exchange until stopped."""
 
     def __init__(
@@ -123,9 +108,7 @@ class Engine:
         rest = ExchangeRest(config.rest_url) if config.rest_url else None
         catch_up = CatchUp(rest, self.evaluator.accounts, self._on_late)
         self.private = AccountConnections(db, box, config.feed, self._on_event, catch_up, clock)
-        self._subs: Counter[Subscription] = Counter()
-        self._sub_cache: dict[tuple[object, ...], Subscription | None] = {}
-        self._accounts: Counter[int] = Counter()
+        self.wanted = Wanted(config.orderbook_depth)
         self._stopping = asyncio.Event()
         self._last_change = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -133,31 +116,6 @@ class Engine:
         self._evaluated, self._evaluating = 0, 0.0
         self.rules_skipped = 0  # rule evaluations skipped because they raised
         self._skip_logged: dict[int, float] = {}
-
-    # --- rules in and out ----------------------------------------------------------------
-
-    def _count(self, rule: Armed, delta: int) -> None:
-        if rule.account is not None:
-            self._accounts[rule.account] += delta
-            return
-        key = (rule.kind, rule.symbol, rule.extra)
-        sub = self._sub_cache.get(key)
-        if sub is None:
-            sub = self._sub_cache[key] = subscription_for(rule, self.config.orderbook_depth)
-        if sub is not None:
-            self._subs[sub] += delta
-
-    def arm(self, rule: Armed) -> None:
-        """Start watching a rule (replacing an older version of it)."""
-        self.disarm(rule.id)
-        self.evaluator.add(rule)
-        self._count(rule, 1)
-
-    def disarm(self, rule_id: int) -> None:
-        """Stop watching a rule."""
-        old = self.evaluator.remove(rule_id)
-        if old is not None:
-            self._count(old, -1)
 
     # --- the feed side -------------------------------------------------------------------
 
@@ -183,7 +141,7 @@ class Engine:
     def _evaluated_event(self, event: FeedEvent, hits: list[Hit]) -> None:
         if self.evaluator.disarmed:
             for rule in self.evaluator.disarmed:
-                self._count(rule, -1)
+                self.wanted.count(rule, -1)
             self.evaluator.disarmed.clear()
         if self.evaluator.skipped:
             self._note_skipped(event)
@@ -247,7 +205,7 @@ class Engine:
 
     def _counted(self, rules: Iterable[Armed]) -> Iterator[Armed]:
         for rule in rules:
-            self._count(rule, 1)
+            self.wanted.count(rule, 1)
             yield rule
 
     async def stop(self) -> None:
@@ -310,96 +268,3 @@ class Engine:
     def feed_states(self) -> list[FeedState]:
         """The public connection's state and each account connection's."""
         return [self.public.state, *self.private.states()]
-
-    async def _tell_staleness(self) -> None:
-        went, back = self.staleness.check(time.perf_counter())
-        for symbol in went:
-            await asyncio.to_thread(
-                staleness.notify,
-                self.db,
-                symbol,
-                staleness.STALE,
-                self.staleness.after,
-                self.clock(),
-            )
-        for symbol in back:
-            await asyncio.to_thread(
-                staleness.notify, self.db, symbol, staleness.RECOVERED, 0, self.clock()
-            )
-
-    # --- following the database ----------------------------------------------------------
-
-    def _keep_accounts(self) -> None:
-        for account in self.private.clients:
-            self.recorder.account(account)
-
-    async def _poll_loop(self) -> None:
-        pruned = kept = 0.0
-        while not self._stopping.is_set():
-            await asyncio.sleep(self.config.poll_interval)
-            try:
-                await self._apply_changes()
-                await self._sync()
-                await self._report_symbols()
-                await self._tell_staleness()
-                if time.monotonic() - kept > 60:  # a connected account's history moves on
-                    kept = time.monotonic()
-                    self._keep_accounts()
-                if time.monotonic() - pruned > 600:
-                    pruned = time.monotonic()
-                    cutoff = self.clock() - _CHANGES_KEPT
-                    await asyncio.to_thread(store.prune_changes, self.db, cutoff)
-            except Exception:
-                # The database refused or is down (or a bug in one step). Safe to go on: changes
-                # are read from `_last_change` on, subscriptions from the rules armed, symbol
-                # reports stay queued until stored, so the next round, a poll interval later,
-                # picks up where this one failed. Only a staleness notice that failed is not
-                # sent again: the symbol's next change of state is.
-                logger.exception(
-                    "following rule changes (after change %d) failed; retrying in %.2f s",
-                    self._last_change,
-                    self.config.poll_interval,
-                )
-
-    async def _apply_changes(self) -> None:
-        while True:
-            last, changed = await asyncio.to_thread(store.changes_since, self.db, self._last_change)
-            if not changed:
-                return
-            for rule_id, rule in changed.items():
-                if rule is None:
-                    self.disarm(rule_id)
-                else:
-                    self.arm(rule)
-            self._last_change = last
-
-    async def _sync(self) -> None:
-        await self._sync_public()
-        await self.private.sync({a for a, n in self._accounts.items() if n > 0})
-
-    async def _sync_public(self) -> None:
-        wanted = {sub for sub, n in self._subs.items() if n > 0}
-        symbols = {sub.symbol for sub in wanted if sub.symbol}
-        for symbol in set(self.staleness.last) - symbols:
-            self.staleness.forget(symbol)
-        for symbol in symbols:
-            self.staleness.follow(symbol, time.perf_counter())
-        current = self.public.subscriptions
-        for sub in current - wanted:
-            await self.public.unsubscribe(sub)
-        for sub in wanted - current:
-            if not self.refusals.may_ask(sub):
-                continue  # refused before: its backoff, or the retry budget, says not yet
-            with contextlib.suppress(RequestRejected):  # the client logs it, refusals count it
-                await self.public.subscribe(sub)
-        for sub in [s for s, n in self._subs.items() if n <= 0]:
-            del self._subs[sub]
-            self.refusals.forget(sub)
-
-    async def _report_symbols(self) -> None:
-        """Store the symbol statuses refusals found (and tell the rules' owners, once)."""
-        reports = self.refusals.to_report
-        for symbol, status in list(reports.items()):
-            await asyncio.to_thread(store.report_symbol, self.db, symbol, status, self.clock())
-            if reports.get(symbol, "") == status:  # (unless it changed meanwhile)
-                del reports[symbol]
