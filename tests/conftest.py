@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from alerts.settings import Settings
 from tests.api_helpers import Api, BackgroundExchange, open_api
+from tests.pg import temporary_database
 
 POSTGRES_ENV = "TEST_DATABASE_URL"
 
@@ -39,20 +37,15 @@ def _postgres_database() -> Iterator[str]:
     base = os.environ.get(POSTGRES_ENV)
     if not base:
         pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (CI sets it; see README)")
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    name = f"alerts_test_{uuid.uuid4().hex[:12]}"
+    database = temporary_database(base)
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = database.__enter__()
     except OperationalError as exc:
-        admin.dispose()
         pytest.skip(f"PostgreSQL at {POSTGRES_ENV} is unreachable: {exc.orig}")
     try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        database.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")
