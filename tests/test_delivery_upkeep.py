@@ -183,3 +183,20 @@ async def test_the_worker_prunes_what_is_past_its_retention(world: World) -> Non
             world.db, tg, retention=retention, prune_interval=0.05, prune_batch=3, prune_pause=0
         ):
             await eventually(lambda: _counts(world.db)[0] == 1, timeout=5, message="pruned")
+
+
+async def test_a_kind_without_a_notifier_is_given_up_with_the_reason(world: World) -> None:
+    with world.db.session() as session:
+        hook = Destination(user_id=world.user_id, kind="webhook", name="w")
+        session.add(hook)
+        session.commit()
+        assert hook.id is not None
+        hook_id = hook.id
+    delivery = world.fire(hook_id)
+    async with FakeTelegram() as tg, running(world.db, tg) as worker:
+        await eventually(lambda: world.status(delivery) == "dead", message="given up")
+        assert worker.dead == 1 and worker.sent == 0
+    with world.db.session() as session:
+        row = session.get(Delivery, delivery)
+        assert row is not None
+        assert row.last_error == "no way to send to a 'webhook' destination"

@@ -1,29 +1,24 @@
-"""The delivery worker: claim due deliveries, render, send, record, retry or give up.
+"""The delivery worker: claim due deliveries, group, send, record, retry or give up, in stages
+of their own: `claiming` (what is due, when woken or every `poll_interval`), `grouping` (what
+goes as one message: a digest when many alerts for one chat are due, a mute's summary),
+`notifiers` (one per destination kind, inside its limits), `ledger` (outcomes, recorded in
+small batches) and `upkeep` (lease renewal, LISTEN, pruning, the Telegram sender's election).
 
-Telegram messages to one chat go out in order, inside the rate limits, from one sender task
-per chat with something to send; when more than a few alerts for one chat are due at once (a
-pump firing dozens of rules, or alerts queued while the chat waits for its turn), they go as
-one digest. Apprise destinations are sent concurrently (bounded by the notifier). A running
-worker starts each send as it comes and goes on claiming, so a chat waiting for its turn or a
-slow webhook holds up no one else; at most `batch` deliveries are in its hands at a time.
-
-Deliveries come in through the outbox alone (`alerts.db.outbox.enqueue`), pending, from the
-engine, a rule's test send or the bot, in this process or another: the worker wakes when a
-commit of this process enqueued (the database's doorbell) or, on PostgreSQL, when another
-process's did (`LISTEN`), and claims what is due; it also scans every `poll_interval`, for
-retries, leases of a crashed worker and a notification missed. A delivery is committed and
-claimed under a lease before it is sent, and the lease is renewed while the worker holds it;
-what was claimed but not sent when the worker stops is given back.
+Deliveries come in through the outbox alone (`alerts.db.outbox.enqueue`). What keeps an order
+(a Telegram chat's messages) goes through one sender task per chat, one message at a time;
+everything else goes at once. A running worker starts each send as it comes and goes on
+claiming, so a chat waiting for its turn or a slow webhook holds up no one else; at most
+`batch` deliveries are in its hands, under leases renewed while it holds them; what was
+claimed but not sent when it stops is given back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
@@ -32,19 +27,22 @@ from alerts.db import queue
 from alerts.db.queue import Job, Outcome
 from alerts.db.session import Database
 from alerts.delivery.apprise_notifier import AppriseNotifier
+from alerts.delivery.claiming import Claimer
 from alerts.delivery.config import WorkerConfig
 from alerts.delivery.errors import SendFailed
 from alerts.delivery.grouping import apprise_groups, chat_messages, mute_summary
 from alerts.delivery.grouping import message as render_one
 from alerts.delivery.ledger import Ledger
-from alerts.delivery.messages import Message
+from alerts.delivery.notifiers import registry
 from alerts.delivery.telegram import TelegramNotifier
 from alerts.delivery.upkeep import Upkeep
-from alerts.security import SecretBox, SecretsUnavailable, UndecryptableSecret
+from alerts.security import SecretBox
 
 logger = logging.getLogger("alerts.delivery")
 
-T = TypeVar("T", int, list[Job])  # what a send task holds: a chat, or Apprise deliveries
+# What keeps its messages in order: a destination kind and, say, a Telegram chat.
+Order = tuple[str, Hashable]
+T = TypeVar("T", Order, list[Job])  # what a send task holds: an order, or deliveries at once
 
 
 def _now() -> datetime:
@@ -85,8 +83,19 @@ class DeliveryWorker:
             wake=self._wake.set,
             bot_id=telegram.bot.id if telegram is not None else None,
         )
-        self._queued: dict[int, list[Job]] = {}  # per chat, for its sender
-        self._senders: dict[int, asyncio.Task[None]] = {}
+        self.notifiers = registry(telegram, self.apprise, box)
+        self.claimer = Claimer(
+            db,
+            self.config,
+            clock,
+            wake=self._wake,
+            stopping=self._stopping,
+            room=lambda: self.config.batch - len(self._holding),
+            telegram=lambda: self.upkeep.sends_telegram,
+            start=self._start,
+        )
+        self._queued: dict[Order, list[Job]] = {}  # per order (a chat), for its sender
+        self._senders: dict[Order, asyncio.Task[None]] = {}
         self._sending: set[asyncio.Task[None]] = set()
         # Deliveries started and not yet recorded (nor left to their lease, see `_forget`).
         self._holding: dict[int, Job] = {}
@@ -123,7 +132,7 @@ class DeliveryWorker:
         self.upkeep.start()
         self.db.doorbell.add(self._wake)
         try:
-            await self._scan_and_send()
+            await self.claimer.run()
             for task in self._sending:
                 if not self._gone_out(task):
                     task.cancel()
@@ -137,8 +146,7 @@ class DeliveryWorker:
             await self.upkeep.close()
 
     def _gone_out(self, task: asyncio.Task[None]) -> bool:
-        telegram = self.telegram is not None and self.telegram.has_gone_out(task)
-        return telegram or self.apprise.has_gone_out(task)
+        return any(n.has_gone_out(task) for n in self.notifiers.values())
 
     async def _finish_and_release(self) -> None:
         await self.ledger.drain()
@@ -148,50 +156,10 @@ class DeliveryWorker:
         self._queued, self._holding = {}, {}
         await asyncio.to_thread(queue.release, self.db, unsent)
 
-    async def _scan_and_send(self) -> None:
-        """Claim what is due whenever woken (something enqueued, room freed, stopping) or a
-        poll interval after the last claim, while there is room for it."""
-        cfg = self.config
-        woken, next_scan = True, 0.0
-        while not self._stopping.is_set():
-            room = cfg.batch - len(self._holding)
-            if room > 0 and (woken or time.monotonic() >= next_scan):
-                self._wake.clear()  # a ring from now on claims again
-                woken = False
-                next_scan = time.monotonic() + cfg.poll_interval
-                try:
-                    jobs = await asyncio.to_thread(
-                        queue.claim,
-                        self.db,
-                        now=self.clock(),
-                        lease=cfg.lease,
-                        limit=room,
-                        telegram=self.upkeep.sends_telegram,
-                    )
-                except Exception:
-                    # Claiming failed (the database refused or is down): nothing was taken,
-                    # so nothing is lost; the next scan, a poll interval later, tries again.
-                    logger.exception(
-                        "claiming deliveries failed; retrying in %.2f s", cfg.poll_interval
-                    )
-                else:
-                    self._start(jobs)
-                    # A full batch: there may be more due, claimed as soon as there is room.
-                    woken = len(jobs) == room
-                    continue
-            wait = max(0.0, next_scan - time.monotonic()) if room > 0 else cfg.poll_interval
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):  # no extra task, unlike wait_for
-                    await self._wake.wait()
-                    woken = True
-
     async def run_once(self) -> bool:
         """Claim one batch of due deliveries (oldest first), send it and record the outcomes;
         False when nothing was due."""
-        cfg = self.config
-        jobs = await asyncio.to_thread(
-            queue.claim, self.db, now=self.clock(), lease=cfg.lease, limit=cfg.batch
-        )
+        jobs = await self.claimer.claim(self.config.batch)
         tasks = self._start(jobs)
         try:
             await asyncio.gather(*tasks)
@@ -200,22 +168,25 @@ class DeliveryWorker:
         return bool(jobs)
 
     def _start(self, jobs: list[Job]) -> list[asyncio.Task[None]]:
-        """Start sending `jobs`: each chat's to its sender (started if it has none), each
-        Apprise delivery in a task of its own; returns the tasks that send them."""
+        """Start sending `jobs`: those that keep an order (a Telegram chat's) to its sender
+        (started if it has none), the rest each in a task of its own (a mute's summary: one
+        per destination); returns the tasks that send them."""
         self._holding.update((j.delivery_id, j) for j in jobs)
-        chats: dict[int, list[Job]] = {}
+        ordered: dict[Order, list[Job]] = {}
         others: list[Job] = []
         for job in jobs:
-            if job.destination_kind == "telegram" and job.destination_enabled and job.chat_id:
-                chats.setdefault(job.chat_id, []).append(job)
-            else:
+            notifier = self.notifiers.get(job.destination_kind or "")
+            key = notifier.in_order(job) if notifier is not None else None
+            if key is None:
                 others.append(job)
+            else:
+                ordered.setdefault((job.destination_kind or "", key), []).append(job)
         tasks: list[asyncio.Task[None]] = []
-        for chat, group in chats.items():
-            self._queued.setdefault(chat, []).extend(group)
-            sender = self._senders.get(chat)
+        for order, group in ordered.items():
+            self._queued.setdefault(order, []).extend(group)
+            sender = self._senders.get(order)
             if sender is None:
-                sender = self._senders[chat] = self._spawn(self._sender, chat)
+                sender = self._senders[order] = self._spawn(self._sender, order)
             tasks.append(sender)
         tasks += [self._spawn(self._send_group, g) for g in apprise_groups(others)]
         return tasks
@@ -243,19 +214,19 @@ class DeliveryWorker:
                 "sending %s failed; what it held is retried when its lease ends", _what(what)
             )
 
-    async def _sender(self, chat_id: int) -> None:
-        """Send what is queued for one chat, in order, until nothing is (or the worker
-        stops)."""
+    async def _sender(self, order: Order) -> None:
+        """Send what is queued for one order (a chat), in order, until nothing is (or the
+        worker stops)."""
         jobs: list[Job] = []
         try:
-            while chat_id in self._queued and not self._stopping.is_set():
-                jobs = self._queued.pop(chat_id)
-                await self._send_chat(chat_id, jobs)
+            while order in self._queued and not self._stopping.is_set():
+                jobs = self._queued.pop(order)
+                await self._send_ordered(jobs)
         except Exception:  # logged by `_settled`; not on cancellation (`stop` gives back)
-            self._forget(jobs + self._queued.pop(chat_id, []))
+            self._forget(jobs + self._queued.pop(order, []))
             raise
         finally:
-            del self._senders[chat_id]
+            del self._senders[order]
 
     async def _send_group(self, jobs: list[Job]) -> None:
         try:
@@ -275,38 +246,30 @@ class DeliveryWorker:
 
     # --- sending -------------------------------------------------------------------------
 
-    async def _send_chat(self, chat_id: int, jobs: list[Job]) -> None:
+    async def _send_ordered(self, jobs: list[Job]) -> None:
+        """One order's deliveries due at once: one by one, or a digest (see `grouping`)."""
+        notifier = self.notifiers[jobs[0].destination_kind or ""]
         for carried, message in chat_messages(jobs, self.config.flood_threshold):
             if self._stopping.is_set():
                 return  # the rest are given back
-            await self._attempt(carried, partial(self._telegram, chat_id, message))
-
-    async def _telegram(self, chat_id: int, message: Message) -> None:
-        if self.telegram is None:
-            raise SendFailed("Telegram delivery is off (TELEGRAM_BOT_TOKEN is not set)", retry=True)
-        await self.telegram.send(chat_id, message)
+            await self._attempt(carried, partial(notifier.send, carried[0], message))
 
     async def _send_one(self, group: list[Job]) -> None:
-        """One Apprise delivery, or a mute's summary of several to one destination."""
+        """One delivery, or a mute's summary of several to one destination."""
         job = group[0]
+        notifier = self.notifiers.get(job.destination_kind or "")
+        reason = None
         if job.destination_id is None:
-            await self.ledger.add(group, Outcome(queue.DEAD, "the destination was deleted"), 0.0)
-            return
-        if not job.destination_enabled:
+            reason = "the destination was deleted"
+        elif not job.destination_enabled:
             reason = f"the destination is disabled ({job.disabled_reason or 'by its owner'})"
-            await self.ledger.add(group, Outcome(queue.DEAD, reason), 0.0)
-            return
-        if job.destination_kind != "apprise" or job.url_sealed is None:
-            await self.ledger.add(group, Outcome(queue.DEAD, "the destination has no address"), 0.0)
-            return
-        try:
-            url = self.box.open(job.url_sealed)
-        except (SecretsUnavailable, UndecryptableSecret):
-            reason = "the Apprise URL cannot be decrypted (ALERTS_SECRET_KEY changed?)"
+        elif notifier is None:
+            reason = f"no way to send to a {job.destination_kind!r} destination"
+        if reason is not None or notifier is None:
             await self.ledger.add(group, Outcome(queue.DEAD, reason), 0.0)
             return
         message = mute_summary(group) if job.held else render_one(job)
-        await self._attempt(group, partial(self.apprise.send, url, message))
+        await self._attempt(group, partial(notifier.send, job, message))
 
     async def _attempt(self, jobs: Sequence[Job], send: Callable[[], Awaitable[None]]) -> None:
         started = time.perf_counter()
@@ -319,8 +282,9 @@ class DeliveryWorker:
         await self.ledger.add(jobs, outcome, time.perf_counter() - started)
 
 
-def _what(what: int | list[Job]) -> str:
+def _what(what: Order | list[Job]) -> str:
     """What a send task held, for its log line."""
-    if isinstance(what, int):
-        return f"to chat {what}"
+    if isinstance(what, tuple):
+        kind, key = what
+        return f"to {kind} {key}"  # a Telegram chat: "to telegram 4242"
     return "deliveries " + ", ".join(str(j.delivery_id) for j in what)
