@@ -80,7 +80,8 @@ def _setup(db: Database, chats: list[int]) -> list[Hit]:
     ]
 
 
-async def _wait_for(client: httpx.AsyncClient) -> None:
+async def wait_for_fake(client: httpx.AsyncClient) -> None:
+    """Until the fake Bot API in its own process answers /stats."""
     for _ in range(200):
         try:
             await client.get("/stats")
@@ -122,7 +123,7 @@ async def run(database_url: str, chats: list[int], *, workers: int, port: int) -
     drains: list[asyncio.Task[bytes]] = []
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            await _wait_for(client)
+            await wait_for_fake(client)
             command = [sys.executable, "-m", "alerts.cli", "worker"]
             for _ in range(workers):
                 proc = await asyncio.create_subprocess_exec(

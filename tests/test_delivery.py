@@ -31,6 +31,7 @@ from alerts.security import SecretBox
 from tests.api_helpers import SECRET_KEY
 from tests.fake_telegram import TOKEN, FakeTelegram
 from tests.feed_helpers import eventually
+from tests.telegram_workers import wait_for_fake
 from tests.test_cli import free_port
 from tests.webhook import Receiver, serving
 
@@ -504,7 +505,7 @@ async def test_a_burst_to_ten_thousand_chats_never_meets_a_429(setup: Setup) -> 
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base) as client:
-            await _until_up(client)
+            await wait_for_fake(client)
             limits = Limits(bot_per_second=30.0 * scale, private_interval=1.0 / scale)
             telegram = TelegramNotifier(TOKEN, api_url=base, limiter=RateLimiter(limits))
             config = WorkerConfig(batch=1000)
@@ -526,16 +527,6 @@ async def test_a_burst_to_ten_thousand_chats_never_meets_a_429(setup: Setup) -> 
     print(f"10,000 messages in {elapsed:.1f} s, {rate:.0f}/s received (cap {30 * scale}/s)")
     assert stats["rejected"] == 0
     assert stats["chats"] == chats
-
-
-async def _until_up(client: httpx.AsyncClient) -> None:
-    for _ in range(200):
-        try:
-            await client.get("/stats")
-            return
-        except httpx.TransportError:
-            await asyncio.sleep(0.05)
-    raise AssertionError("the fake Bot API did not start")
 
 
 def _burst(setup: Setup, chats: list[int]) -> None:
