@@ -209,10 +209,13 @@ async def test_a_helper_that_dies_fails_its_sends_for_a_retry_and_is_replaced(
 
 
 async def test_closing_ends_the_helpers_after_their_sends(receiver: Receiver) -> None:
-    receiver.delay = 0.3
+    # Each send held long enough that all four are in flight at once even when the second
+    # helper is slow to start (a loaded CI machine); bounded, so a miss fails, never hangs.
+    receiver.delay = 3.0
     notifier = AppriseNotifier(processes=2, allow_private=True)
     sends = [asyncio.create_task(notifier.send(receiver.url(), MESSAGE)) for _ in range(4)]
-    await receiver.holding(4)
+    async with asyncio.timeout(30):
+        await receiver.holding(4)
     assert len(_helper_pids()) == 2
     await notifier.close()
     await asyncio.gather(*sends)
