@@ -24,6 +24,7 @@ from alerts.db.models import Event
 from alerts.db.session import Database
 from alerts.delivery.apprise_urls import UrlPolicy
 from alerts.delivery.messages import default_text
+from alerts.metrics import Metrics
 from alerts.runtime import make_engine, make_worker, serve_api
 from alerts.security import SecretBox
 from alerts.services.accounts import link_account
@@ -208,12 +209,15 @@ async def run_demo(
                 apprise=f" and go to {len(apprise)} Apprise URL(s)" if apprise else "",
             )
             # The banner names the API: it is printed once the API answers.
-            api_task = asyncio.create_task(serve_api(settings, db, "127.0.0.1", api_port))
+            metrics = Metrics()  # one process: the API's /metrics shows the engine's too
+            api_task = asyncio.create_task(
+                serve_api(settings, db, "127.0.0.1", api_port, metrics=metrics)
+            )
             await _listening(api_port, api_task)
             print(banner, file=out, flush=True)
             # Deliveries exist only for Apprise URLs: the demo user has no Telegram chat.
-            worker = make_worker(settings, db) if apprise else None
-            engine = make_engine(settings, db)
+            worker = make_worker(settings, db, metrics=metrics) if apprise else None
+            engine = make_engine(settings, db, metrics=metrics)
             await engine.start()
             tasks = [
                 api_task,

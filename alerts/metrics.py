@@ -1,7 +1,11 @@
-"""Prometheus metrics. Counters the hot path would pay for on every push (pushes per channel,
-unparseable frames, reconnects, evaluation time, rules loaded) are not incremented there:
-a collector reads them from the feed clients' and engines' own counters at scrape time.
-Deliveries and firings, a few hundred a second at most, use ordinary counters."""
+"""Prometheus metrics, one `Metrics` per process on a registry of its own: whoever assembles
+the process makes it and hands it to the engine, the delivery worker and the API, which
+serves it on `/metrics`.
+
+Counters the hot path would pay for on every push (pushes per channel, unparseable frames,
+reconnects, evaluation time, rules loaded) are not incremented there: a collector reads them
+from the feed clients' and engines' own counters at scrape time. Deliveries and firings, a
+few hundred a second at most, use ordinary counters."""
 
 from __future__ import annotations
 
@@ -9,22 +13,19 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 from alerts.feed.state import FeedState
-
-FIRINGS = Counter("alerts_firings", "Rules that fired, by kind.", ["kind"])
-DELIVERIES = Counter(
-    "alerts_deliveries", "Delivery attempts, by target and outcome.", ["target", "outcome"]
-)
-DELIVERY_LATENCY = Histogram(
-    "alerts_delivery_latency_seconds",
-    "From a rule firing to its message being sent.",
-    ["target"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
-)
 
 
 class Observed(Protocol):
@@ -154,15 +155,43 @@ class _Collector(Collector):
             yield depth
 
 
-_COLLECTOR = _Collector()
-REGISTRY.register(_COLLECTOR)
+class Metrics:
+    """One process's metrics: its counters, the engines and queue it watches, its registry."""
 
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.firings = Counter(
+            "alerts_firings", "Rules that fired, by kind.", ["kind"], registry=self.registry
+        )
+        self.deliveries = Counter(
+            "alerts_deliveries",
+            "Delivery attempts, by target and outcome.",
+            ["target", "outcome"],
+            registry=self.registry,
+        )
+        self.delivery_latency = Histogram(
+            "alerts_delivery_latency_seconds",
+            "From a rule firing to its message being sent.",
+            ["target"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+            registry=self.registry,
+        )
+        # What prometheus_client's global registry would have shown: the process's memory,
+        # CPU and file descriptors, the Python version, the garbage collector.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self._collector = _Collector()
+        self.registry.register(self._collector)
 
-def watch_engine(engine: Observed) -> None:
-    """Include this engine's feeds and evaluation in the metrics (until it is gone)."""
-    _COLLECTOR.engines.add(engine)
+    def watch_engine(self, engine: Observed) -> None:
+        """Include this engine's feeds and evaluation in the metrics (until it is gone)."""
+        self._collector.engines.add(engine)
 
+    def watch_queue(self, depth: Callable[[], int]) -> None:
+        """Report the delivery queue's depth, asked at each scrape."""
+        self._collector.queue_depth = depth
 
-def watch_queue(depth: Callable[[], int]) -> None:
-    """Report the delivery queue's depth, asked at each scrape."""
-    _COLLECTOR.queue_depth = depth
+    def exposition(self) -> bytes:
+        """Everything in the registry, in Prometheus's text format."""
+        return generate_latest(self.registry)

@@ -1,5 +1,6 @@
 """The long-running roles, wired from settings: engine, delivery worker, and all of them in
-one process (`alerts run`). Each stops cleanly on SIGINT or SIGTERM."""
+one process (`alerts run`). Each process makes one `Metrics` and hands it to what it runs.
+Each stops cleanly on SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from alerts.delivery.worker import DeliveryWorker, WorkerConfig
 from alerts.engine.runner import Engine, EngineConfig
 from alerts.feed import FeedConfig
 from alerts.feed.verify import verify_token
+from alerts.metrics import Metrics
 from alerts.security import SecretBox
 from alerts.settings import Settings
 
@@ -47,8 +49,8 @@ def _stop_signals() -> asyncio.Event:
     return stopping
 
 
-def make_engine(settings: Settings, db: Database) -> Engine:
-    """The engine for these settings."""
+def make_engine(settings: Settings, db: Database, *, metrics: Metrics | None = None) -> Engine:
+    """The engine for these settings, counting into `metrics`."""
     feed = FeedConfig(
         url=settings.xrocket_ws_url,
         ping_interval=settings.feed_ping_interval,
@@ -59,11 +61,14 @@ def make_engine(settings: Settings, db: Database) -> Engine:
         symbol_stale_after=settings.symbol_stale_after,
         rest_url=settings.xrocket_api_url,
     )
-    return Engine(db, config, _box(settings))
+    return Engine(db, config, _box(settings), metrics=metrics)
 
 
-def make_worker(settings: Settings, db: Database) -> DeliveryWorker:
-    """The delivery worker for these settings (Telegram only with a bot token)."""
+def make_worker(
+    settings: Settings, db: Database, *, metrics: Metrics | None = None
+) -> DeliveryWorker:
+    """The delivery worker for these settings (Telegram only with a bot token), counting
+    into `metrics`."""
     token = settings.telegram_bot_token
     telegram = (
         TelegramNotifier(
@@ -84,7 +89,9 @@ def make_worker(settings: Settings, db: Database) -> DeliveryWorker:
     apprise = AppriseNotifier(
         processes=settings.apprise_processes, allow_private=settings.allow_private_targets
     )
-    return DeliveryWorker(db, _box(settings), telegram=telegram, apprise=apprise, config=config)
+    return DeliveryWorker(
+        db, _box(settings), telegram=telegram, apprise=apprise, config=config, metrics=metrics
+    )
 
 
 def make_bot(settings: Settings, db: Database) -> BotRunner | None:
@@ -160,14 +167,16 @@ async def _run_bot(db: Database, bot: BotRunner) -> None:
         await _cancel(beating)
 
 
-async def lead_engine(settings: Settings, db: Database) -> None:
+async def lead_engine(settings: Settings, db: Database, *, metrics: Metrics | None = None) -> None:
     """Run an engine whenever this process leads (see `alerts.db.leadership`), until
-    cancelled: on standby it waits; if it stops leading, its engine stops at once."""
+    cancelled: on standby it waits; if it stops leading, its engine stops at once. Each
+    engine it runs counts into `metrics`."""
+    metrics = metrics or Metrics()
     leadership = Leadership(db)
     try:
         while True:
             await leadership.acquire()
-            engine = make_engine(settings, db)
+            engine = make_engine(settings, db, metrics=metrics)
             await engine.start()
             beating = asyncio.create_task(health.beat(db, health.FEEDS, partial(_feeds, engine)))
             try:
@@ -184,7 +193,7 @@ async def run_engine(settings: Settings) -> None:
     """`alerts engine`."""
     db = Database(settings.database_url)
     stopping = _stop_signals()
-    task = asyncio.create_task(lead_engine(settings, db), name="engine")
+    task = asyncio.create_task(lead_engine(settings, db, metrics=Metrics()), name="engine")
     stop_task = asyncio.create_task(stopping.wait())
     try:
         await asyncio.wait({task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -199,7 +208,7 @@ async def run_worker(settings: Settings) -> None:
     """`alerts worker`."""
     db = Database(settings.database_url)
     stopping = _stop_signals()
-    worker = make_worker(settings, db)
+    worker = make_worker(settings, db, metrics=Metrics())
     task = asyncio.create_task(worker.run(), name="delivery worker")
     logger.info("delivery worker running (lease %s s)", settings.delivery_lease)
     try:
@@ -225,15 +234,18 @@ async def run_bot(settings: Settings) -> None:
         db.dispose()
 
 
-async def serve_api(settings: Settings, db: Database, host: str, port: int) -> None:
-    """Serve the REST API until cancelled (then it finishes the requests in flight)."""
+async def serve_api(
+    settings: Settings, db: Database, host: str, port: int, *, metrics: Metrics | None = None
+) -> None:
+    """Serve the REST API, with `metrics` on `/metrics`, until cancelled (then it finishes
+    the requests in flight)."""
     import uvicorn
 
     from api.app import create_app
 
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, db=db),
+            create_app(settings, db=db, metrics=metrics),
             host=host,
             port=port,
             log_config=None,
@@ -254,7 +266,9 @@ async def run_api(settings: Settings, host: str, port: int) -> None:
     """`alerts api`: the REST API until SIGINT or SIGTERM, then a clean exit."""
     db = Database(settings.database_url)
     stopping = _stop_signals()
-    api_task = asyncio.create_task(serve_api(settings, db, host, port), name="api")
+    api_task = asyncio.create_task(
+        serve_api(settings, db, host, port, metrics=Metrics()), name="api"
+    )
     stop_task = asyncio.create_task(stopping.wait())
     try:
         await asyncio.wait({api_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -265,15 +279,16 @@ async def run_api(settings: Settings, host: str, port: int) -> None:
 
 
 async def run_all(settings: Settings, host: str, port: int) -> None:
-    """`alerts run`: API, engine, delivery and the bot in one process."""
+    """`alerts run`: API, engine, delivery and the bot in one process, on one `/metrics`."""
     db = Database(settings.database_url)
+    metrics = Metrics()
     stopping = _stop_signals()
-    worker = make_worker(settings, db)
-    engine_task = asyncio.create_task(lead_engine(settings, db), name="engine")
+    worker = make_worker(settings, db, metrics=metrics)
+    engine_task = asyncio.create_task(lead_engine(settings, db, metrics=metrics), name="engine")
     worker_task = asyncio.create_task(worker.run(), name="delivery worker")
     bot = make_bot(settings, db)
     bot_task = asyncio.create_task(_run_bot(db, bot), name="telegram bot") if bot else None
-    api_task = asyncio.create_task(serve_api(settings, db, host, port), name="api")
+    api_task = asyncio.create_task(serve_api(settings, db, host, port, metrics=metrics), name="api")
     stop_task = asyncio.create_task(stopping.wait())
     logger.info("xRocket alerts on http://%s:%s (API docs at /docs)", host, port)
     try:

@@ -9,9 +9,9 @@ from functools import partial
 from fastapi import FastAPI
 
 import alerts
-from alerts import metrics
 from alerts.db import queue
 from alerts.db.session import Database
+from alerts.metrics import Metrics
 from alerts.services.accounts import Verifier
 from alerts.settings import Settings
 from api.context import AppContext
@@ -34,9 +34,13 @@ def create_app(
     db: Database | None = None,
     verify: Verifier | None = None,
     clock: Callable[[], datetime] | None = None,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
-    """Build the API for `settings`; tests may pass their own database, token check or clock."""
-    context = AppContext.build(settings or Settings(), db=db, verify=verify, clock=clock)
+    """Build the API for `settings`, serving `metrics` (its own if none) on `/metrics`; tests
+    may pass their own database, token check or clock."""
+    context = AppContext.build(
+        settings or Settings(), db=db, verify=verify, clock=clock, metrics=metrics
+    )
     app = FastAPI(
         title="xRocket alerts",
         version=getattr(alerts, "__version__", "0"),
@@ -49,5 +53,5 @@ def create_app(
         app.include_router(module.router, prefix="/v1", responses=AUTH_RESPONSES)
     app.include_router(health.router)
     # The queue lives in the database: any API process can report its depth.
-    metrics.watch_queue(partial(queue.depth, context.db))
+    context.metrics.watch_queue(partial(queue.depth, context.db))
     return app

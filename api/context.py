@@ -1,4 +1,5 @@
-"""What the routes share: settings, database, secret box, the exchange check, the clock."""
+"""What the routes share: settings, database, secret box, the exchange check, the clock, the
+process's metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from alerts import health
 from alerts.db.session import Database
 from alerts.delivery.apprise_urls import UrlPolicy, parse_schemes
 from alerts.feed.verify import verify_token
+from alerts.metrics import Metrics
 from alerts.security import SecretBox
 from alerts.services.accounts import Verifier
 from alerts.services.users import KeyCache
@@ -38,6 +40,7 @@ class AppContext:
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     keys: KeyCache = field(default_factory=KeyCache)
     limiter: RequestLimiter = field(default_factory=lambda: RequestLimiter(600))
+    metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
     def build(
@@ -47,6 +50,7 @@ class AppContext:
         db: Database | None = None,
         verify: Verifier | None = None,
         clock: Callable[[], datetime] | None = None,
+        metrics: Metrics | None = None,
     ) -> AppContext:
         """Everything derived from settings, with any part replaceable."""
         secret = settings.alerts_secret_key
@@ -73,6 +77,7 @@ class AppContext:
             clock=clock or _now,
             readiness=readiness,
             limiter=RequestLimiter(settings.api_requests_per_minute),
+            metrics=metrics or Metrics(),
         )
 
     @property

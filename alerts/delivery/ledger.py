@@ -16,7 +16,7 @@ from alerts.db.queue import Job, Outcome
 from alerts.db.session import Database
 from alerts.delivery.config import WorkerConfig
 from alerts.delivery.errors import SendFailed
-from alerts.metrics import DELIVERIES, DELIVERY_LATENCY
+from alerts.metrics import Metrics
 
 logger = logging.getLogger("alerts.delivery")
 
@@ -32,12 +32,14 @@ class Ledger:
         rng: random.Random,
         *,
         recorded: Callable[[list[Job]], None],
+        metrics: Metrics,
     ) -> None:
         self.db = db
         self.config = config
         self.clock = clock
         self.rng = rng
         self._recorded = recorded  # told of what is out of the worker's hands
+        self.metrics = metrics
         self.sent = 0
         self.failed = 0
         self.dead = 0
@@ -69,7 +71,7 @@ class Ledger:
             # However the sends in flight go, this one is recorded within `record_interval`.
             asyncio.get_running_loop().call_later(self.config.record_interval, self._flush_later)
         self._finished.extend(queue.Attempt(job, outcome, started, ms) for job in jobs)
-        _count(jobs, outcome.status, self.clock())
+        self._count(jobs, outcome.status, self.clock())
         if outcome.status == queue.SENT:
             self.sent += len(jobs)
         elif outcome.status == queue.DEAD:
@@ -122,10 +124,10 @@ class Ledger:
             # again once their lease ends).
             self._recorded([a.job for a in batch])
 
-
-def _count(jobs: Sequence[Job], status: str, now: datetime) -> None:
-    for job in jobs:
-        target = job.destination_kind or "none"
-        DELIVERIES.labels(target, status).inc()
-        if status == queue.SENT:
-            DELIVERY_LATENCY.labels(target).observe((now - job.fired_at).total_seconds())
+    def _count(self, jobs: Sequence[Job], status: str, now: datetime) -> None:
+        for job in jobs:
+            target = job.destination_kind or "none"
+            self.metrics.deliveries.labels(target, status).inc()
+            if status == queue.SENT:
+                latency = (now - job.fired_at).total_seconds()
+                self.metrics.delivery_latency.labels(target).observe(latency)

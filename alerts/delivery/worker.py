@@ -36,6 +36,7 @@ from alerts.delivery.ledger import Ledger
 from alerts.delivery.notifiers import registry
 from alerts.delivery.telegram import TelegramNotifier
 from alerts.delivery.upkeep import Upkeep
+from alerts.metrics import Metrics
 from alerts.security import SecretBox
 
 logger = logging.getLogger("alerts.delivery")
@@ -65,6 +66,7 @@ class DeliveryWorker:
         config: WorkerConfig | None = None,
         clock: Callable[[], datetime] = _now,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.box = box
@@ -74,7 +76,15 @@ class DeliveryWorker:
         self.clock = clock
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self.ledger = Ledger(db, self.config, clock, rng or random.Random(), recorded=self._forget)
+        self.metrics = metrics or Metrics()
+        self.ledger = Ledger(
+            db,
+            self.config,
+            clock,
+            rng or random.Random(),
+            recorded=self._forget,
+            metrics=self.metrics,
+        )
         self.upkeep = Upkeep(
             db,
             self.config,

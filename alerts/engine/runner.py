@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from alerts import metrics
 from alerts.db.session import Database
 from alerts.domain.events import BalanceUpdate, FeedEvent, Order, Ticker
 from alerts.domain.hits import Hit
@@ -37,7 +36,7 @@ from alerts.feed import FeedClient, FeedConfig
 from alerts.feed.errors import AuthRejected
 from alerts.feed.rest import ExchangeRest
 from alerts.feed.state import FeedState
-from alerts.metrics import FIRINGS
+from alerts.metrics import Metrics
 from alerts.security import SecretBox
 
 logger = logging.getLogger("alerts.engine")
@@ -84,11 +83,13 @@ class Engine(Following):
         box: SecretBox,
         *,
         clock: Callable[[], datetime] = _now,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.config = config
         self.box = box
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self.evaluator = Evaluator()
         self.refusals = config.refusals()
         self.public = FeedClient(
@@ -152,7 +153,7 @@ class Engine(Following):
         if hits:
             self.recorder.add(hits)
             for hit in hits:
-                FIRINGS.labels(hit.kind).inc()
+                self.metrics.firings.labels(hit.kind).inc()
 
     def _note_skipped(self, event: FeedEvent) -> None:
         """Count the rules this push skipped by an error; log each at most once a minute."""
@@ -194,7 +195,7 @@ class Engine(Following):
             asyncio.create_task(self._poll_loop(), name="engine poller"),
         ]
         await self._sync()
-        metrics.watch_engine(self)
+        self.metrics.watch_engine(self)
 
     def _load_rules(self) -> None:
         self.evaluator.add_many(self._counted(store.load_rules(self.db)))
