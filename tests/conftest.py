@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from alerts.settings import Settings
 from tests.api_helpers import Api, BackgroundExchange, open_api
+from tests.deployments import Layout
 from tests.pg import temporary_database
 
 POSTGRES_ENV = "TEST_DATABASE_URL"
@@ -31,6 +32,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
     yield from _postgres_database()
+
+
+@pytest.fixture(params=["run", "split"])
+def layout(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Layout]:
+    """How the service is deployed (see `tests.deployments`): `alerts run` on SQLite, and the
+    split roles on PostgreSQL (skipped, saying why, when there is no PostgreSQL)."""
+    if request.param == "run":
+        yield Layout("run", f"sqlite:///{tmp_path / 'service.db'}")
+        return
+    yield from (Layout("split", url) for url in _postgres_database())
 
 
 def _postgres_database() -> Iterator[str]:

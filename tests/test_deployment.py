@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -21,6 +19,7 @@ import pytest
 from alerts.db.migrate import upgrade
 from alerts.simulator import Simulator, SimulatorConfig
 from tests.conftest import _postgres_database
+from tests.deployments import Process
 from tests.fake_telegram import TOKEN, FakeTelegram
 from tests.feed_helpers import eventually
 from tests.test_cli import free_port
@@ -35,37 +34,6 @@ CROSSED = re.compile(r"crossed (\d+) up")
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     yield from _postgres_database()
-
-
-class Process:
-    """One `alerts` role in its own process, its log kept."""
-
-    def __init__(self, role: str, proc: asyncio.subprocess.Process) -> None:
-        self.role, self.proc, self.log = role, proc, ""
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stderr is not None
-        async for line in self.proc.stderr:
-            self.log += line.decode(errors="replace")
-
-    @classmethod
-    async def start(cls, role: str, *args: str, env: dict[str, str]) -> Process:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "alerts.cli", role, *args,
-            cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        return cls(role, proc)
-
-    async def stop(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 15)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        await self._reader
 
 
 async def test_standby_engine_and_workers_survive_sigkill(postgres_url: str) -> None:

@@ -16,10 +16,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.simulator import Simulator, SimulatorConfig
+from tests.deployments import Layout, deployed
 from tests.fake_telegram import TOKEN, FakeTelegram
 from tests.feed_helpers import eventually
-from tests.run_helpers import alerts_run
-from tests.test_cli import free_port
 
 ADMIN = "hostile-admin"
 CHAT = 777
@@ -62,15 +61,14 @@ async def service(database_url: str) -> AsyncIterator[Service]:
     async with Simulator(SimulatorConfig(tick_interval=3600)) as sim, FakeTelegram() as tg:
         sim.set_price(BTC, Decimal(100))
         env = {
-            "DATABASE_URL": database_url,
             "XROCKET_WS_URL": sim.url,
             "TELEGRAM_BOT_TOKEN": TOKEN,
             "TELEGRAM_API_URL": tg.url,
             "ALERTS_ADMIN_TOKEN": ADMIN,
             "ALERTS_LOG_LEVEL": "WARNING",
         }
-        async with alerts_run(env, free_port()) as run:
-            client = run.client
+        run = Layout("run", database_url)
+        async with deployed(run, env) as deployment, deployment.client as client:
             admin = {"Authorization": f"Bearer {ADMIN}"}
             r = await client.post(
                 "/v1/users", json={"name": "t", "telegram_user_id": CHAT}, headers=admin
@@ -79,7 +77,7 @@ async def service(database_url: str) -> AsyncIterator[Service]:
             r = await client.post("/v1/destinations", json={"kind": "telegram"}, headers=user)
             assert r.status_code == 201, r.text
             yield Service(sim, tg, client, user)
-    assert run.returncode == 0, run.stderr[-3000:]
+    deployment.assert_clean_exit(TOKEN)
 
 
 async def test_after_each_hostile_push_the_next_crossing_is_delivered_within_2_s(
