@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from alerts.db.bulk import Inserter, one_of, per_dialect
 from alerts.db.doorbell import CHANNEL, ring_on_commit
 from alerts.db.models import Delivery, Destination, Event, RuleDestination, User
 from alerts.db.queue import PENDING
@@ -33,26 +34,38 @@ _DESTINATIONS = Destination.metadata.tables["destinations"]
 _NAMED_TABLE = RuleDestination.metadata.tables["rule_destinations"]
 _USERS = User.metadata.tables["users"]
 
-# Built once; every firing the engine records runs them.
-_NAMED = select(_NAMED_TABLE.c.rule_id, _NAMED_TABLE.c.destination_id).where(
-    _NAMED_TABLE.c.rule_id.in_(bindparam("ids", expanding=True))
+# Built once for each database; every firing the engine records runs them (see `bulk`).
+_N = _NAMED_TABLE.c
+_NAMED = per_dialect(
+    lambda dialect: select(_N.rule_id, _N.destination_id).where(one_of(_N.rule_id, "ids", dialect))
 )
 _D = _DESTINATIONS.c
-_ENABLED = select(_D.id, _D.user_id, _D.kind, _D.chat_id).where(
-    _D.enabled, _D.id.in_(bindparam("ids", expanding=True))
-)
-_PRIVATE_CHATS = (
-    select(_USERS.c.id, _D.id, _D.kind, _D.chat_id)
-    .join(_DESTINATIONS, _D.user_id == _USERS.c.id)
-    .where(
-        _USERS.c.id.in_(bindparam("ids", expanding=True)),
-        _D.enabled,
-        _D.kind == TELEGRAM,
-        _D.chat_id == _USERS.c.telegram_user_id,
+_ENABLED = per_dialect(
+    lambda dialect: select(_D.id, _D.user_id, _D.kind, _D.chat_id).where(
+        _D.enabled, one_of(_D.id, "ids", dialect)
     )
 )
-_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
-_INSERT_DELIVERIES = insert(_DELIVERIES).returning(_DELIVERIES.c.id, sort_by_parameter_order=True)
+_PRIVATE_CHATS = per_dialect(
+    lambda dialect: (
+        select(_USERS.c.id, _D.id, _D.kind, _D.chat_id)
+        .join(_DESTINATIONS, _D.user_id == _USERS.c.id)
+        .where(
+            one_of(_USERS.c.id, "ids", dialect),
+            _D.enabled,
+            _D.kind == TELEGRAM,
+            _D.chat_id == _USERS.c.telegram_user_id,
+        )
+    )
+)
+_INSERT_EVENTS = Inserter(
+    _EVENTS,
+    ["user_id", "rule_id", "rule_name", "kind", "symbol", "values", "after_gap", "test",
+     "dedup_key", "fired_at"],
+)  # fmt: skip
+_INSERT_DELIVERIES = Inserter(
+    _DELIVERIES,
+    ["event_id", "destination_id", "status", "attempts", "next_attempt_at", "held", "created_at"],
+)
 _NOTIFY = text(f"NOTIFY {CHANNEL}")
 
 
@@ -111,7 +124,8 @@ def enqueue(session: Session, events: Sequence[NewEvent]) -> list[Enqueued]:
         }
         for e in events
     ]
-    event_ids = list(session.execute(_INSERT_EVENTS, rows).scalars())
+    conn = session.connection()
+    event_ids = _INSERT_EVENTS(conn, rows)
     deliveries = [
         {
             "event_id": event_id,
@@ -125,21 +139,26 @@ def enqueue(session: Session, events: Sequence[NewEvent]) -> list[Enqueued]:
         for event_id, e in zip(event_ids, events, strict=True)
         for destination in e.destination_ids
     ]
-    ids = iter(session.execute(_INSERT_DELIVERIES, deliveries).scalars() if deliveries else ())
+    ids = iter(_INSERT_DELIVERIES(conn, deliveries))
     added = [Enqueued(event_id, [next(ids) for _ in e.destination_ids]) for event_id, e in
              zip(event_ids, events, strict=True)]  # fmt: skip
     if deliveries:
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(_NOTIFY)  # sent by PostgreSQL when (and if) this commits
+        if conn.dialect.name == "postgresql":
+            conn.execute(_NOTIFY)  # sent by PostgreSQL when (and if) this commits
         ring_on_commit(session)
     return added
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
 
 
 def rule_destinations(session: Session, rule_ids: Collection[int]) -> dict[int, list[int]]:
     """The destinations each rule names, in id order (a rule naming none is left out)."""
     named: dict[int, list[int]] = {}
     if rule_ids:
-        for rule_id, destination_id in session.execute(_NAMED, {"ids": sorted(rule_ids)}):
+        statement = _NAMED[_dialect(session)]
+        for rule_id, destination_id in session.execute(statement, {"ids": sorted(rule_ids)}):
             named.setdefault(rule_id, []).append(destination_id)
     return {rule_id: sorted(ids) for rule_id, ids in named.items()}
 
@@ -159,11 +178,12 @@ def route(
     default_owners = sorted({user for user, ids in firings.values() if not ids})
     enabled: dict[int, tuple[int, Target]] = {}
     if named:
-        for d, user, kind, chat in session.execute(_ENABLED, {"ids": named}):
+        for d, user, kind, chat in session.execute(_ENABLED[_dialect(session)], {"ids": named}):
             enabled[d] = (user, Target(d, kind, chat))
     private: dict[int, list[Target]] = {}
     if default_owners:
-        for user, d, kind, chat in session.execute(_PRIVATE_CHATS, {"ids": default_owners}):
+        statement = _PRIVATE_CHATS[_dialect(session)]
+        for user, d, kind, chat in session.execute(statement, {"ids": default_owners}):
             private.setdefault(user, []).append(Target(d, kind, chat))
     routes: dict[K, list[Target]] = {}
     for key, (user, ids) in firings.items():

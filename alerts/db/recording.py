@@ -5,15 +5,16 @@ around these writes is `alerts.engine.recorder`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import BindParameter, Connection, Insert, Table, bindparam, select, update
+from sqlalchemy import Connection, Insert, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from alerts.db.bulk import one_of, per_dialect
 from alerts.db.models import EngineState, Event, Rule
 from alerts.db.models import Ticker as TickerRow
 from alerts.db.outbox import NewEvent, enqueue, route, rule_destinations
@@ -28,23 +29,31 @@ _STATE = EngineState.metadata.tables["engine_state"]
 _RULES = Rule.metadata.tables["rules"]
 _EVENTS = Event.metadata.tables["events"]
 
-# Built once; this write is the one an alert waits for.
-_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
-_RULE_ROWS = select(_RULES.c.id, _RULES.c.user_id, _RULES.c.name, _RULES.c.kind).where(
-    _RULES.c.enabled, _RULES.c.id.in_(_IDS)
+# Built once for each database (see `bulk`); this write is the one an alert waits for.
+_R = _RULES.c
+_RULE_ROWS = per_dialect(
+    lambda dialect: select(_R.id, _R.user_id, _R.name, _R.kind).where(
+        _R.enabled, one_of(_R.id, "ids", dialect)
+    )
 )
-_SEEN = select(_EVENTS.c.rule_id, _EVENTS.c.dedup_key).where(
-    _EVENTS.c.rule_id.in_(_IDS), _EVENTS.c.dedup_key.in_(bindparam("keys", expanding=True))
+_SEEN = per_dialect(
+    lambda dialect: select(_EVENTS.c.rule_id, _EVENTS.c.dedup_key).where(
+        one_of(_EVENTS.c.rule_id, "ids", dialect), one_of(_EVENTS.c.dedup_key, "keys", dialect)
+    )
 )
-_FIRED = (
-    update(_RULES)
-    .where(_RULES.c.id == bindparam("rid"))
-    .values(fire_count=_RULES.c.fire_count + 1, last_fired_at=bindparam("at"))
+_FIRED = per_dialect(
+    lambda dialect: (
+        update(_RULES)
+        .where(one_of(_R.id, "ids", dialect))
+        .values(fire_count=_R.fire_count + bindparam("n"), last_fired_at=bindparam("at"))
+    )
 )
-_DISABLED = (
-    update(_RULES)
-    .where(_RULES.c.id == bindparam("rid"))
-    .values(enabled=False, updated_at=bindparam("at"))
+_DISABLED = per_dialect(
+    lambda dialect: (
+        update(_RULES)
+        .where(one_of(_R.id, "ids", dialect))
+        .values(enabled=False, updated_at=bindparam("at"))
+    )
 )
 
 
@@ -73,13 +82,14 @@ class _RuleRow:
 def _fresh(conn: Connection, hits: list[Hit]) -> list[tuple[Hit, _RuleRow]]:
     """The hits to record, each with its rule's row: not those of rules deleted or paused
     since evaluation, nor occurrences already recorded (e.g. before a restart)."""
+    dialect = conn.dialect.name
     ids = sorted({h.rule_id for h in hits})
-    rules = {row.id: _RuleRow(*row) for row in conn.execute(_RULE_ROWS, {"ids": ids})}
+    rules = {row.id: _RuleRow(*row) for row in conn.execute(_RULE_ROWS[dialect], {"ids": ids})}
     keyed = [(h.rule_id, h.dedup_key) for h in hits if h.dedup_key is not None]
     seen: set[tuple[int, str]] = set()
     if keyed:
         params = {"ids": sorted({r for r, _ in keyed}), "keys": sorted({k for _, k in keyed})}
-        seen = {(r, k) for r, k in conn.execute(_SEEN, params)}
+        seen = {(r, k) for r, k in conn.execute(_SEEN[dialect], params)}
     fresh: list[tuple[Hit, _RuleRow]] = []
     disabled: set[int] = set()
     for hit in hits:
@@ -124,11 +134,34 @@ def _record_hits(session: Session, hits: list[Hit]) -> list[int]:
             for i, (hit, rule) in enumerate(fresh)
         ],
     )
-    conn.execute(_FIRED, [{"rid": hit.rule_id, "at": hit.fired_at} for hit, _ in fresh])
-    once = [{"rid": hit.rule_id, "at": hit.fired_at} for hit, _ in fresh if hit.once]
-    if once:
-        conn.execute(_DISABLED, once)
+    _update_rules(conn, [hit for hit, _ in fresh])
     return [d for a in added for d in a.delivery_ids]
+
+
+def _update_rules(conn: Connection, hits: list[Hit]) -> None:
+    """Count each rule's firings and, for `once` rules, disarm them: one statement per
+    distinct (count, time), one for a whole burst."""
+    fired: dict[int, tuple[int, datetime]] = {}
+    for hit in hits:
+        n, at = fired.get(hit.rule_id, (0, hit.fired_at))
+        fired[hit.rule_id] = (n + 1, max(at, hit.fired_at))
+    dialect = conn.dialect.name
+    for (n, at), ids in _grouped(fired.items()).items():
+        conn.execute(_FIRED[dialect], {"ids": ids, "n": n, "at": at})
+    once = {hit.rule_id: fired[hit.rule_id][1] for hit in hits if hit.once}
+    for at, ids in _grouped(once.items()).items():
+        conn.execute(_DISABLED[dialect], {"ids": ids, "at": at})
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+def _grouped(pairs: Iterable[tuple[int, K]]) -> dict[K, list[int]]:
+    """Ids by what they share."""
+    groups: dict[K, list[int]] = {}
+    for rule_id, shared in pairs:
+        groups.setdefault(shared, []).append(rule_id)
+    return groups
 
 
 def record(

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
+from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -40,6 +41,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.close()
 
 
+def _binary_arrays(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Lists (the array parameters of `alerts.db.bulk`) go in PostgreSQL's binary format:
+    # psycopg's text format escapes each string element with a regular expression, ~40 µs a
+    # row of events, and the binary one needs no escaping.
+    dbapi_connection.adapters.register_dumper(list, ListBinaryDumper)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`; SQLite connections get WAL, foreign keys and a busy timeout."""
     url = normalize_url(url)
@@ -47,7 +55,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    event.listen(engine, "connect", _binary_arrays)
+    return engine
 
 
 class Database:
