@@ -6,7 +6,6 @@ around these writes is `alerts.engine.recorder`."""
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -17,7 +16,7 @@ from sqlalchemy.orm import Session
 from alerts.db.bulk import one_of, per_dialect
 from alerts.db.models import EngineState, Event, Rule
 from alerts.db.models import Ticker as TickerRow
-from alerts.db.outbox import NewEvent, enqueue, route, rule_destinations
+from alerts.db.outbox import NewEvent, RoutedRule, enqueue, route_rules
 from alerts.db.session import Database
 from alerts.domain.events import Ticker, utc
 from alerts.domain.hits import Hit
@@ -31,11 +30,6 @@ _EVENTS = Event.metadata.tables["events"]
 
 # Built once for each database (see `bulk`); this write is the one an alert waits for.
 _R = _RULES.c
-_RULE_ROWS = per_dialect(
-    lambda dialect: select(_R.id, _R.user_id, _R.name, _R.kind).where(
-        _R.enabled, one_of(_R.id, "ids", dialect)
-    )
-)
 _SEEN = per_dialect(
     lambda dialect: select(_EVENTS.c.rule_id, _EVENTS.c.dedup_key).where(
         one_of(_EVENTS.c.rule_id, "ids", dialect), one_of(_EVENTS.c.dedup_key, "keys", dialect)
@@ -71,26 +65,18 @@ _UPSERTS: dict[tuple[str, str], Insert] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _RuleRow:
-    id: int
-    user_id: int
-    name: str
-    kind: str
-
-
-def _fresh(conn: Connection, hits: list[Hit]) -> list[tuple[Hit, _RuleRow]]:
-    """The hits to record, each with its rule's row: not those of rules deleted or paused
-    since evaluation, nor occurrences already recorded (e.g. before a restart)."""
+def _fresh(session: Session, hits: list[Hit]) -> list[tuple[Hit, RoutedRule]]:
+    """The hits to record, each with its rule and where it goes: not those of rules deleted
+    or paused since evaluation, nor occurrences already recorded (e.g. before a restart)."""
+    conn = session.connection()
     dialect = conn.dialect.name
-    ids = sorted({h.rule_id for h in hits})
-    rules = {row.id: _RuleRow(*row) for row in conn.execute(_RULE_ROWS[dialect], {"ids": ids})}
+    rules = route_rules(session, {h.rule_id for h in hits})
     keyed = [(h.rule_id, h.dedup_key) for h in hits if h.dedup_key is not None]
     seen: set[tuple[int, str]] = set()
     if keyed:
         params = {"ids": sorted({r for r, _ in keyed}), "keys": sorted({k for _, k in keyed})}
         seen = {(r, k) for r, k in conn.execute(_SEEN[dialect], params)}
-    fresh: list[tuple[Hit, _RuleRow]] = []
+    fresh: list[tuple[Hit, RoutedRule]] = []
     disabled: set[int] = set()
     for hit in hits:
         rule = rules.get(hit.rule_id)
@@ -109,13 +95,9 @@ def _fresh(conn: Connection, hits: list[Hit]) -> list[tuple[Hit, _RuleRow]]:
 def _record_hits(session: Session, hits: list[Hit]) -> list[int]:
     """Events, deliveries and rule state for a batch of hits, in a fixed handful of
     statements; returns the new deliveries' ids."""
-    conn = session.connection()
-    fresh = _fresh(conn, hits)
+    fresh = _fresh(session, hits)
     if not fresh:
         return []
-    named = rule_destinations(session, {rule.id for _, rule in fresh})
-    owners = {i: (rule.user_id, named.get(rule.id, [])) for i, (_, rule) in enumerate(fresh)}
-    targets = route(session, owners)
     added = enqueue(
         session,
         [
@@ -126,15 +108,15 @@ def _record_hits(session: Session, hits: list[Hit]) -> list[int]:
                 kind=rule.kind,
                 symbol=hit.symbol,
                 values={**hit.values, "rule": rule.name, "kind": rule.kind},
-                destination_ids=[t.id for t in targets[i]],
+                destination_ids=[t.id for t in rule.targets],
                 fired_at=hit.fired_at,
                 after_gap=hit.after_gap,
                 dedup_key=hit.dedup_key,
             )
-            for i, (hit, rule) in enumerate(fresh)
+            for hit, rule in fresh
         ],
     )
-    _update_rules(conn, [hit for hit, _ in fresh])
+    _update_rules(session.connection(), [hit for hit, _ in fresh])
     return [d for a in added for d in a.delivery_ids]
 
 
