@@ -12,15 +12,23 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from alerts.db.migrate import upgrade
+from alerts.db.session import Database
 from alerts.delivery.apprise_notifier import AppriseNotifier
 from alerts.delivery.errors import SendFailed
 from alerts.delivery.messages import Message
+from alerts.delivery.worker import DeliveryWorker
+from alerts.security import SecretBox
+from tests.api_helpers import SECRET_KEY
+from tests.feed_helpers import eventually
 from tests.webhook import Receiver, serving
 
 MESSAGE = Message(title="BTC alert", text="BTC-USDT crossed 70000 up", html="", rule_id=1)
@@ -220,3 +228,72 @@ async def test_closing_ends_the_helpers_after_their_sends(receiver: Receiver) ->
     await notifier.close()
     await asyncio.gather(*sends)
     assert len(receiver.bodies) == 4 and _helper_pids() == []
+
+
+async def test_a_helper_gets_no_secret_of_the_service(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A helper runs plugins against users' URLs: the service's settings stay out of its
+    environment; what a send needs (proxies, trust store, locale) is there."""
+    secrets = {
+        "TELEGRAM_BOT_TOKEN": "123:bot-token-secret",
+        "ALERTS_SECRET_KEY": "secret-key-secret",
+        "DATABASE_URL": "postgresql://alerts:db-password-secret@db/alerts",
+        "XROCKET_API_TOKEN": "exchange-token-secret",
+    }
+    needed = {"NO_PROXY": "example.org", "SSL_CERT_DIR": "/etc/ssl/certs", "LC_ALL": "C.UTF-8"}
+    for name, value in {**secrets, **needed}.items():
+        monkeypatch.setenv(name, value)
+    notifier = AppriseNotifier(processes=1, allow_private=True)
+    try:
+        await notifier.send(receiver.url(), MESSAGE)
+        [pid] = _helper_pids()
+        environ = await asyncio.to_thread(Path(f"/proc/{pid}/environ").read_bytes)
+        seen = dict(entry.decode().split("=", 1) for entry in environ.split(b"\0") if entry)
+    finally:
+        await notifier.close()
+    assert not set(secrets) & set(seen)
+    assert not any("secret" in value for value in seen.values())
+    assert {name: seen.get(name) for name in needed} == needed
+
+
+@contextlib.asynccontextmanager
+async def _worker_with(notifier: AppriseNotifier, tmp_path: Path) -> AsyncIterator[None]:
+    """A delivery worker running with `notifier`, on an empty queue."""
+    database_url = f"sqlite:///{tmp_path / 'helpers.db'}"
+    upgrade(database_url)
+    db = Database(database_url)
+    worker = DeliveryWorker(db, SecretBox(SECRET_KEY), telegram=None, apprise=notifier)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield
+    finally:
+        await worker.stop()
+        await task
+        await notifier.close()
+        db.dispose()
+
+
+async def test_a_running_worker_starts_its_helpers_before_any_send(tmp_path: Path) -> None:
+    notifier = AppriseNotifier(processes=2, allow_private=True)
+    async with _worker_with(notifier, tmp_path):
+        helpers = lambda: len(_helper_pids()) == 2  # noqa: E731
+        await eventually(helpers, timeout=30, message="both helpers up")
+    assert _helper_pids() == []
+
+
+async def test_helpers_that_cannot_start_with_the_worker_start_with_a_send(
+    receiver: Receiver, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = AppriseNotifier(processes=1, allow_private=True)
+    executable = sys.executable
+    sys.executable = str(tmp_path / "no-python-here")
+    try:
+        async with _worker_with(notifier, tmp_path):
+            said = lambda: "Apprise helper processes did not start" in caplog.text  # noqa: E731
+            await eventually(said, timeout=10, message="the failure logged")
+            sys.executable = executable
+            await notifier.send(receiver.url(), MESSAGE)
+            assert len(_helper_pids()) == 1 and len(receiver.bodies) == 1
+    finally:
+        sys.executable = executable

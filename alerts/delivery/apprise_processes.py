@@ -7,6 +7,11 @@ ran on one core. Here each helper process runs sends in threads of its own; the 
 writes each send to the helper with the fewest in flight (a line of JSON on its stdin) and
 reads the result back from its stdout, with no thread of its own.
 
+A helper gets only the environment a send needs (proxies, trust store, locale, where Python
+and its packages are): none of the service's settings, so neither the bot token, the secret
+key nor the database's password is in a process that runs a plugin against a user's URL (and
+`requests` scans a smaller environment on every send).
+
 A helper starts with the first send that needs it; one that dies fails its sends in flight
 (to be retried; whether they went out is unknown) and is started again by the next send.
 Helpers end when the notifier closes, or when the service's process dies (their stdin
@@ -40,6 +45,24 @@ _request = msgspec.json.Decoder(tuple[int, str, str, str]).decode
 _answer = msgspec.json.Decoder(tuple[int, str, list[str]]).decode
 # A line holds a whole message; asyncio's default limit (64 KiB) could be less.
 _LINE_LIMIT = 16 * 1024 * 1024
+
+
+# What a helper keeps of the service's environment: names, and prefixes (ending in "_").
+_KEPT = frozenset(
+    {"PATH", "HOME", "TMPDIR", "TZ", "LANG", "LANGUAGE", "VIRTUAL_ENV", "SYSTEMROOT"}
+    | {"SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NETRC"}
+    | {f"{p}_PROXY" for p in ("HTTP", "HTTPS", "ALL", "NO", "FTP", "SOCKS")}
+)
+_KEPT_PREFIXES = ("LC_", "PYTHON", "APPRISE_")
+
+
+def helper_environment(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """The part of `environ` a helper process is started with."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if name.upper() in _KEPT or name.upper().startswith(_KEPT_PREFIXES)
+    }
 
 
 class HelperGone(Exception):
@@ -119,6 +142,15 @@ class ProcessPool:
         helper = await self._helper()
         return helper.send(next(self._numbers), url, body, title)
 
+    async def start(self) -> None:
+        """Start every helper now, ready for sends (a worker does as it starts, so that its
+        first sends do not wait for Python and Apprise to load)."""
+        async with self._starting:
+            missing = self.processes - len([h for h in self._helpers if h.alive])
+            started = await asyncio.gather(*(self._spawn() for _ in range(missing)))
+            # (`_helper` may have replaced the list meanwhile: read it after the wait)
+            self._helpers = [h for h in self._helpers if h.alive] + started
+
     async def _helper(self) -> _Helper:
         self._helpers = [h for h in self._helpers if h.alive]
         idle = [h for h in self._helpers if not h.waiting]
@@ -126,20 +158,31 @@ class ProcessPool:
             return min(self._helpers, key=lambda h: len(h.waiting))
         async with self._starting:
             if len(self._helpers) < self.processes:
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    __name__,
-                    str(self.threads),
-                    *(["private"] if self.allow_private else []),
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                    limit=_LINE_LIMIT,
-                )
-                helper = _Helper(process)
-                await helper.ready  # its start-up does not count against a send's timeout
-                self._helpers.append(helper)
+                helper = await self._spawn()
+                self._helpers.append(helper)  # the list as it is after the wait
         return min(self._helpers, key=lambda h: len(h.waiting))
+
+    async def _spawn(self) -> _Helper:
+        """A new helper, once it is ready (its start-up does not count against a send's
+        timeout); killed if the wait is cancelled."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            __name__,
+            str(self.threads),
+            *(["private"] if self.allow_private else []),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=helper_environment(os.environ),
+            limit=_LINE_LIMIT,
+        )
+        helper = _Helper(process)
+        try:
+            await helper.ready
+        except BaseException:
+            helper._kill()
+            raise
+        return helper
 
     async def close(self) -> None:
         """Let the helpers finish their sends in flight, and end them."""

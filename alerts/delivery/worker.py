@@ -92,6 +92,7 @@ class DeliveryWorker:
             holding=lambda: self._holding,
             wake=self._wake.set,
             bot_id=telegram.bot.id if telegram is not None else None,
+            helpers=self.apprise.start,
         )
         self.notifiers = registry(telegram, self.apprise, box)
         self.claimer = Claimer(
@@ -293,8 +294,7 @@ class DeliveryWorker:
 
 
 def _what(what: Order | list[Job]) -> str:
-    """What a send task held, for its log line."""
+    """What a send task held, for its log line ("to telegram 4242", "deliveries 7, 8")."""
     if isinstance(what, tuple):
-        kind, key = what
-        return f"to {kind} {key}"  # a Telegram chat: "to telegram 4242"
+        return f"to {what[0]} {what[1]}"  # a chat, by its destination kind
     return "deliveries " + ", ".join(str(j.delivery_id) for j in what)
