@@ -295,6 +295,26 @@ async def test_apprise_json_delivery_retries_a_500_then_succeeds(setup: Setup) -
         assert body["title"].endswith("BTC <above> & beyond")
 
 
+async def test_a_changed_apprise_url_is_used_from_the_next_delivery_on(setup: Setup) -> None:
+    box = SecretBox(SECRET_KEY)
+    first, second = Receiver(), Receiver()
+    async with serving(first), serving(second):
+        hook = setup.add_destination(
+            kind="apprise", url_sealed=box.seal(first.url()), url_masked="json://..."
+        )
+        setup.fire(hook)
+        await setup.worker.run_once()
+        with setup.db.session() as session:  # as PATCH /v1/destinations/{id} stores it
+            row = session.get(Destination, hook)
+            assert row is not None
+            row.url_sealed = box.seal(second.url())
+            session.add(row)
+            session.commit()
+        setup.fire(hook)
+        await setup.worker.run_once()
+    assert (len(first.bodies), len(second.bodies)) == (1, 1)
+
+
 @contextlib.asynccontextmanager
 async def _running(
     setup: Setup, *, private_interval: float = 0.0, lease: float = 60.0
