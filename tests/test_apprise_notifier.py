@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -20,15 +19,9 @@ from typing import Any
 
 import pytest
 
-from alerts.db.migrate import upgrade
-from alerts.db.session import Database
 from alerts.delivery.apprise_notifier import AppriseNotifier
 from alerts.delivery.errors import SendFailed
 from alerts.delivery.messages import Message
-from alerts.delivery.worker import DeliveryWorker
-from alerts.security import SecretBox
-from tests.api_helpers import SECRET_KEY
-from tests.feed_helpers import eventually
 from tests.webhook import Receiver, serving
 
 MESSAGE = Message(title="BTC alert", text="BTC-USDT crossed 70000 up", html="", rule_id=1)
@@ -255,45 +248,3 @@ async def test_a_helper_gets_no_secret_of_the_service(
     assert not set(secrets) & set(seen)
     assert not any("secret" in value for value in seen.values())
     assert {name: seen.get(name) for name in needed} == needed
-
-
-@contextlib.asynccontextmanager
-async def _worker_with(notifier: AppriseNotifier, tmp_path: Path) -> AsyncIterator[None]:
-    """A delivery worker running with `notifier`, on an empty queue."""
-    database_url = f"sqlite:///{tmp_path / 'helpers.db'}"
-    upgrade(database_url)
-    db = Database(database_url)
-    worker = DeliveryWorker(db, SecretBox(SECRET_KEY), telegram=None, apprise=notifier)
-    task = asyncio.create_task(worker.run())
-    try:
-        yield
-    finally:
-        await worker.stop()
-        await task
-        await notifier.close()
-        db.dispose()
-
-
-async def test_a_running_worker_starts_its_helpers_before_any_send(tmp_path: Path) -> None:
-    notifier = AppriseNotifier(processes=2, allow_private=True)
-    async with _worker_with(notifier, tmp_path):
-        helpers = lambda: len(_helper_pids()) == 2  # noqa: E731
-        await eventually(helpers, timeout=30, message="both helpers up")
-    assert _helper_pids() == []
-
-
-async def test_helpers_that_cannot_start_with_the_worker_start_with_a_send(
-    receiver: Receiver, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    notifier = AppriseNotifier(processes=1, allow_private=True)
-    executable = sys.executable
-    sys.executable = str(tmp_path / "no-python-here")
-    try:
-        async with _worker_with(notifier, tmp_path):
-            said = lambda: "Apprise helper processes did not start" in caplog.text  # noqa: E731
-            await eventually(said, timeout=10, message="the failure logged")
-            sys.executable = executable
-            await notifier.send(receiver.url(), MESSAGE)
-            assert len(_helper_pids()) == 1 and len(receiver.bodies) == 1
-    finally:
-        sys.executable = executable

@@ -84,8 +84,7 @@ class AppriseNotifier:
         self.allow_private = allow_private
         self._slots = asyncio.Semaphore(concurrency)
         # Plugins block (requests, smtplib…): each send in flight holds a thread. Threads are
-        # started on demand, so an idle notifier costs none; helper processes are started by
-        # `start` (a running worker's) or else by the first sends.
+        # started on demand, so an idle notifier costs none; so are helper processes.
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="apprise")
         self._plugins = Plugins(cache)
         self._processes = (
@@ -119,12 +118,6 @@ class AppriseNotifier:
         codes = [int(c) for p in detail for c in _HTTP_STATUS.findall(p)]
         permanent = any(400 <= c < 500 and c not in (408, 425, 429) for c in codes)
         raise SendFailed(failure_category(detail, codes), retry=not permanent)
-
-    async def start(self) -> None:
-        """Start the helper processes now rather than with the first sends (no-op with
-        threads)."""
-        if self._processes is not None:
-            await self._processes.start()
 
     async def close(self) -> None:
         """End the helper processes (after their sends in flight) and the idle threads."""

@@ -142,15 +142,6 @@ class ProcessPool:
         helper = await self._helper()
         return helper.send(next(self._numbers), url, body, title)
 
-    async def start(self) -> None:
-        """Start every helper now, ready for sends (a worker does as it starts, so that its
-        first sends do not wait for Python and Apprise to load)."""
-        async with self._starting:
-            missing = self.processes - len([h for h in self._helpers if h.alive])
-            started = await asyncio.gather(*(self._spawn() for _ in range(missing)))
-            # (`_helper` may have replaced the list meanwhile: read it after the wait)
-            self._helpers = [h for h in self._helpers if h.alive] + started
-
     async def _helper(self) -> _Helper:
         self._helpers = [h for h in self._helpers if h.alive]
         idle = [h for h in self._helpers if not h.waiting]

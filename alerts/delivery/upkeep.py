@@ -1,13 +1,12 @@
 """A delivery worker's duties besides sending, each a task of its own: renewing the leases of
-what it holds, waking on other processes' NOTIFY, pruning history past its retention,
-standing for election as its bot's one Telegram sender, and starting the Apprise helper
-processes."""
+what it holds, waking on other processes' NOTIFY, pruning history past its retention, and
+standing for election as its bot's one Telegram sender."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 
 from alerts.db import queue, retention
@@ -31,7 +30,6 @@ class Upkeep:
         holding: Callable[[], Collection[int]],
         wake: Callable[[], None],
         bot_id: int | None,
-        helpers: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
         self.config = config
@@ -39,7 +37,6 @@ class Upkeep:
         self._holding = holding
         self._wake = wake
         self._bot_id = bot_id
-        self._helpers = helpers
         # Whether the worker claims Telegram's deliveries: always without a bot (they fail as
         # "Telegram is off"), else once elected its bot's sender (or with no election).
         self.sends_telegram = bot_id is None or not config.elect_telegram_sender
@@ -56,8 +53,6 @@ class Upkeep:
         if self._bot_id is not None and cfg.elect_telegram_sender:
             lead = self._lead_telegram(self._bot_id)
             tasks.append(asyncio.create_task(lead, name="Telegram sender"))
-        if self._helpers is not None:
-            tasks.append(asyncio.create_task(self._start_helpers(self._helpers), name="helpers"))
 
     async def close(self) -> None:
         """Stop every duty (the Telegram sender's lock is released)."""
@@ -65,14 +60,6 @@ class Upkeep:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-
-    async def _start_helpers(self, start: Callable[[], Awaitable[None]]) -> None:
-        try:
-            await start()
-        except Exception:
-            # Safe to go on: the first send that needs a helper starts one again (and fails
-            # for a retry if it cannot); this only spared sends the wait.
-            logger.exception("the Apprise helper processes did not start; sends will retry")
 
     async def _renew_leases(self) -> None:
         """Every third of a lease, extend the leases of what the worker still holds: a send

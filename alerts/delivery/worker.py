@@ -92,7 +92,6 @@ class DeliveryWorker:
             holding=lambda: self._holding,
             wake=self._wake.set,
             bot_id=telegram.bot.id if telegram is not None else None,
-            helpers=self.apprise.start,
         )
         self.notifiers = registry(telegram, self.apprise, box)
         self.claimer = Claimer(
