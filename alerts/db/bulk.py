@@ -17,8 +17,6 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Insert,
-    Select,
     String,
     Table,
     any_,
@@ -89,8 +87,3 @@ class Inserter:
         arrays: dict[str, list[Any]] = {c: [row[c] for row in rows] for c in self.columns}
         conn.execute(self._unnest, {"id": ids, **arrays})
         return ids
-
-    @property
-    def statements(self) -> tuple[Select[Any], Insert, Insert]:
-        """What it runs (for tests and query plans)."""
-        return self._ids, self._unnest, self._values
