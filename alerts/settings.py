@@ -17,6 +17,13 @@ _EXCHANGE_URLS = {
 }
 
 
+# Settings that are a host:port to listen on: their variable, and an example.
+_HOST_PORTS = {
+    "bot_listen": ("ALERTS_BOT_LISTEN", "0.0.0.0:8081"),
+    "metrics_address": ("ALERTS_METRICS_ADDRESS", "0.0.0.0:9100"),
+}
+
+
 class Settings(BaseSettings):
     """Every configuration name of the service; see `.env.example` for each one's meaning."""
 
@@ -77,6 +84,7 @@ class Settings(BaseSettings):
     events_retention_days: int = Field(
         default=90, ge=1, le=36500, validation_alias="ALERTS_EVENTS_RETENTION_DAYS"
     )
+    metrics_address: str | None = Field(default=None, validation_alias="ALERTS_METRICS_ADDRESS")
 
     @field_validator(
         "telegram_bot_token",
@@ -87,6 +95,7 @@ class Settings(BaseSettings):
         "alerts_admin_token",
         "alerts_secret_key",
         "apprise_schemes",
+        "metrics_address",
         mode="before",
     )
     @classmethod
@@ -125,6 +134,14 @@ class Settings(BaseSettings):
                     )
         return value
 
+    @property
+    def metrics_listen(self) -> tuple[str, int] | None:
+        """Where `alerts engine` and `alerts worker` serve /metrics (None: they do not)."""
+        if self.metrics_address is None:
+            return None
+        host, _, port = self.metrics_address.rpartition(":")
+        return host.strip("[]"), int(port)
+
     @field_validator("telegram_proxy")
     @classmethod
     def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
@@ -155,12 +172,14 @@ class Settings(BaseSettings):
             raise ValueError("TELEGRAM_WEBHOOK_SECRET is 1-256 letters, digits, _ or -")
         return value
 
-    @field_validator("bot_listen")
+    @field_validator("bot_listen", "metrics_address")
     @classmethod
-    def _host_port(cls, value: str) -> str:
-        host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("ALERTS_BOT_LISTEN is host:port, e.g. 0.0.0.0:8081")
+    def _host_port(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                name, example = _HOST_PORTS[info.field_name or ""]
+                raise ValueError(f"{name} is host:port, e.g. {example}")
         return value
 
     @model_validator(mode="after")

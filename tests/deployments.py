@@ -31,8 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 class Process:
     """One `alerts` role in its own process, its log kept."""
 
-    def __init__(self, role: str, proc: asyncio.subprocess.Process) -> None:
+    def __init__(
+        self, role: str, proc: asyncio.subprocess.Process, metrics: str | None = None
+    ) -> None:
         self.role, self.proc, self.log = role, proc, ""
+        self.metrics = metrics  # the URL of its /metrics, if it serves one of its own
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -42,11 +45,15 @@ class Process:
 
     @classmethod
     async def start(cls, role: str, *args: str, env: dict[str, str]) -> Process:
+        metrics = None
+        if role in ("engine", "worker"):  # no API: their /metrics on a port of their own
+            address = f"127.0.0.1:{free_port()}"
+            env, metrics = {**env, "ALERTS_METRICS_ADDRESS": address}, f"http://{address}/metrics"
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "alerts.cli", role, *args,
             cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
-        return cls(role, proc)
+        return cls(role, proc, metrics)
 
     @property
     def returncode(self) -> int | None:

@@ -121,6 +121,21 @@ def test_db_upgrade_migrates_an_empty_database(database_url: str) -> None:
         engine.dispose()
 
 
+def test_a_worker_whose_metrics_port_is_taken_says_so(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'metrics.db'}"
+    assert run_cli("db", "upgrade", env={"DATABASE_URL": database_url}).returncode == 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        env = {"DATABASE_URL": database_url, "ALERTS_METRICS_ADDRESS": f"127.0.0.1:{port}"}
+        results = [run_cli(role, env=env) for role in ("worker", "engine")]
+    for result in results:
+        assert result.returncode == 4
+        assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_simulate_on_a_taken_port_says_so() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

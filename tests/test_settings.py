@@ -77,3 +77,21 @@ def test_feed_url_must_be_a_websocket(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XROCKET_WS_URL", "https://example.invalid/")
     with pytest.raises(ValidationError, match="ws:// or wss://"):
         Settings(_env_file=None)
+
+
+@pytest.mark.parametrize("name", ["ALERTS_METRICS_ADDRESS", "ALERTS_BOT_LISTEN"])
+@pytest.mark.parametrize("value", ["9100", "host:", ":9100", "host:99999", "host:port"])
+def test_a_listening_address_is_host_and_port(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=f"{name} is host:port"):
+        Settings()
+
+
+def test_the_metrics_address_is_where_engines_and_workers_listen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().metrics_listen is None
+    monkeypatch.setenv("ALERTS_METRICS_ADDRESS", "[::1]:9100")
+    assert Settings().metrics_listen == ("::1", 9100)

@@ -48,6 +48,8 @@ def engine(args: argparse.Namespace, settings: Settings) -> int:
 
     if not _migrated("engine", settings):
         return EXIT_CONFIG
+    if settings.metrics_listen and not _listenable("engine", *settings.metrics_listen):
+        return EXIT_UNAVAILABLE
     asyncio.run(run_engine(settings))
     return EXIT_OK
 
@@ -58,6 +60,8 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
 
     if not _migrated("worker", settings):
         return EXIT_CONFIG
+    if settings.metrics_listen and not _listenable("worker", *settings.metrics_listen):
+        return EXIT_UNAVAILABLE
     asyncio.run(run_worker(settings))
     return EXIT_OK
 
