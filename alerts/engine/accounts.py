@@ -90,6 +90,15 @@ class AccountRules:
             newest = max(newest or now, now)
         return newest
 
+    def follow(self, account: int) -> bool:
+        """The service starts following the account (its connection is being opened): a gap
+        from now on, even before its first connection is up, is read from the history. True
+        for an account seen for the first time (no state restored)."""
+        if self.since(account) is not None:
+            return False
+        self._since[account] = int(self._clock() * 1000)
+        return True
+
     def live(self, account: int) -> None:
         """The account's connection is up and its history followed: `since` moves on."""
         self._live[account] = int(self._clock() * 1000)

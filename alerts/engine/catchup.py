@@ -46,11 +46,23 @@ class CatchUp:
         self._started: set[int] = set()  # accounts connected at least once since start
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
+    def follow(self, account: int) -> None:
+        """The account's connection is being opened: follow its history from now on. A new
+        account's gaps, even one before its first connection is up, are the connection's
+        ("while the connection was down"); a restored account's first gap is the stop's."""
+        if self.accounts.follow(account):
+            self._started.add(account)
+
     def connected(self, account: int, token: str) -> None:
         """The account's connection is up (and subscribed): catch up from its `since`."""
         reason = WHILE_DOWN if account in self._started else WHILE_STOPPED
         self._started.add(account)
         self._cancel(account)
+        if self.accounts.since(account) is None or self.rest is None:
+            # Nothing to read: followed from now on, at once (in a task, a drop before it
+            # ran would cancel it and leave the account unfollowed, its next gap unread).
+            self.accounts.live(account)
+            return
         self._tasks[account] = asyncio.create_task(
             self._run(account, token, reason), name=f"catch up account {account}"
         )
@@ -73,14 +85,13 @@ class CatchUp:
             task.cancel()
 
     async def _run(self, account: int, token: str, reason: str) -> None:
-        since = self.accounts.since(account)
-        if since is None or self.rest is None:
-            self.accounts.live(account)  # a new account: nothing can have been missed
-            return
+        since, rest = self.accounts.since(account), self.rest
+        if since is None or rest is None:
+            return  # (never: `connected` starts no task for these)
         attempt = 0
         while True:
             try:
-                orders = await self.rest.order_history(token, str(account), since)
+                orders = await rest.order_history(token, str(account), since)
                 break
             except AuthRejected as exc:
                 logger.warning("account %s: the REST API refused its token: %s", account, exc)

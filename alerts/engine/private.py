@@ -97,6 +97,7 @@ class AccountConnections:
             on_disconnect=partial(self.catch_up.disconnected, details.id),
         )
         self.clients[details.id] = client
+        self.catch_up.follow(details.id)
         self._tasks[details.id] = asyncio.create_task(
             self._run(details.id, client), name=f"feed account {details.id}"
         )
