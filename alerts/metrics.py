@@ -9,6 +9,7 @@ few hundred a second at most, use ordinary counters."""
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
@@ -21,6 +22,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     generate_latest,
+    start_http_server,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
@@ -191,6 +193,21 @@ class Metrics:
     def watch_queue(self, depth: Callable[[], int]) -> None:
         """Report the delivery queue's depth, asked at each scrape."""
         self._collector.queue_depth = depth
+
+    @contextlib.contextmanager
+    def served(self, listen: tuple[str, int] | None) -> Iterator[None]:
+        """This registry on http://host:port/metrics for the block (prometheus_client's own
+        server, in a thread), for the roles without an API to serve it; nothing if None."""
+        if listen is None:
+            yield
+            return
+        server, thread = start_http_server(listen[1], addr=listen[0], registry=self.registry)
+        try:
+            yield
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
 
     def exposition(self) -> bytes:
         """Everything in the registry, in Prometheus's text format."""

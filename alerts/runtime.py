@@ -8,12 +8,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from prometheus_client import start_http_server
 from pydantic import SecretStr
 
 from alerts import health
@@ -191,24 +189,6 @@ async def lead_engine(settings: Settings, db: Database, *, metrics: Metrics | No
         await leadership.release()
 
 
-@contextlib.contextmanager
-def _metrics_served(settings: Settings, metrics: Metrics) -> Iterator[None]:
-    """The process's /metrics on ALERTS_METRICS_ADDRESS, for the roles without an API to
-    serve them (`alerts engine`, `alerts worker`); nothing when it is unset."""
-    listen = settings.metrics_listen
-    if listen is None:
-        yield
-        return
-    server, thread = start_http_server(listen[1], addr=listen[0], registry=metrics.registry)
-    logger.info("metrics on http://%s/metrics", settings.metrics_address)
-    try:
-        yield
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
 async def run_engine(settings: Settings) -> None:
     """`alerts engine`."""
     db = Database(settings.database_url)
@@ -217,7 +197,7 @@ async def run_engine(settings: Settings) -> None:
     task = asyncio.create_task(lead_engine(settings, db, metrics=metrics), name="engine")
     stop_task = asyncio.create_task(stopping.wait())
     try:
-        with _metrics_served(settings, metrics):
+        with metrics.served(settings.metrics_listen):
             await asyncio.wait({task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         logger.info("stopping the engine")
@@ -235,7 +215,7 @@ async def run_worker(settings: Settings) -> None:
     task = asyncio.create_task(worker.run(), name="delivery worker")
     logger.info("delivery worker running (lease %s s)", settings.delivery_lease)
     try:
-        with _metrics_served(settings, metrics):
+        with metrics.served(settings.metrics_listen):
             await stopping.wait()
     finally:
         logger.info("stopping the delivery worker")

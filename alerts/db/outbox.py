@@ -6,8 +6,9 @@ workers alone claim, send and record them (`alerts.db.queue`, `alerts.delivery`)
 A commit that enqueued something rings the delivery doorbell: in this process at once
 (`alerts.db.doorbell`), in the others through PostgreSQL's `NOTIFY`, sent with the commit.
 
-Routing (which destinations a firing goes to) lives in `route` alone; the single-firing
-helpers are its one-key case, so the engine's batched writes and a test send agree."""
+Routing (which destinations a firing goes to) lives in `route`; the single-firing helpers
+are its one-key case, and `alerts.db.routing` is the same rule for a batch of the engine's
+rules in one query (a test compares the two)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from alerts.db.bulk import Inserter, one_of, per_dialect
 from alerts.db.doorbell import CHANNEL, ring_on_commit
-from alerts.db.models import Delivery, Destination, Event, Rule, RuleDestination, User
+from alerts.db.models import Delivery, Destination, Event, RuleDestination, User
 from alerts.db.queue import PENDING
 
 TELEGRAM = "telegram"
@@ -33,7 +34,6 @@ _DELIVERIES = Delivery.metadata.tables["deliveries"]
 _DESTINATIONS = Destination.metadata.tables["destinations"]
 _NAMED_TABLE = RuleDestination.metadata.tables["rule_destinations"]
 _USERS = User.metadata.tables["users"]
-_RULES = Rule.metadata.tables["rules"]
 
 # Built once for each database; every firing the engine records runs them (see `bulk`).
 _N = _NAMED_TABLE.c
@@ -58,48 +58,6 @@ _PRIVATE_CHATS = per_dialect(
         )
     )
 )
-# A batch of rules with where each one's firings go, in one query: `route`'s rule for each
-# (its named destinations that its owner has enabled, or else the owner's private chat).
-_R = _RULES.c
-_NAMED_D = _DESTINATIONS.alias("named")
-_PRIVATE_D = _DESTINATIONS.alias("private")
-_ROUTED = per_dialect(
-    lambda dialect: (
-        select(
-            _R.id,
-            _R.user_id,
-            _R.name,
-            _R.kind,
-            _NAMED_D.c.id,
-            _NAMED_D.c.kind,
-            _NAMED_D.c.chat_id,
-            _PRIVATE_D.c.id,
-            _PRIVATE_D.c.kind,
-            _PRIVATE_D.c.chat_id,
-        )
-        .select_from(_RULES)
-        .outerjoin(_NAMED_TABLE, _N.rule_id == _R.id)
-        .outerjoin(
-            _NAMED_D,
-            and_(
-                _NAMED_D.c.id == _N.destination_id,
-                _NAMED_D.c.enabled,
-                _NAMED_D.c.user_id == _R.user_id,
-            ),
-        )
-        .outerjoin(_USERS, and_(_USERS.c.id == _R.user_id, _N.rule_id.is_(None)))
-        .outerjoin(
-            _PRIVATE_D,
-            and_(
-                _PRIVATE_D.c.user_id == _R.user_id,
-                _PRIVATE_D.c.enabled,
-                _PRIVATE_D.c.kind == TELEGRAM,
-                _PRIVATE_D.c.chat_id == _USERS.c.telegram_user_id,
-            ),
-        )
-        .where(_R.enabled, one_of(_R.id, "ids", dialect))
-    )
-)
 _INSERT_EVENTS = Inserter(
     _EVENTS,
     ["user_id", "rule_id", "rule_name", "kind", "symbol", "values", "after_gap", "test",
@@ -119,17 +77,6 @@ class Target:
     id: int
     kind: str
     chat_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class RoutedRule:
-    """An enabled rule and the destinations its firings go to, in id order."""
-
-    id: int
-    user_id: int
-    name: str
-    kind: str
-    targets: list[Target]
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +150,8 @@ def enqueue(session: Session, events: Sequence[NewEvent]) -> list[Enqueued]:
     return added
 
 
-def _dialect(session: Session) -> str:
+def dialect(session: Session) -> str:
+    """The session's database: "postgresql" or "sqlite"."""
     return session.get_bind().dialect.name
 
 
@@ -211,7 +159,7 @@ def rule_destinations(session: Session, rule_ids: Collection[int]) -> dict[int, 
     """The destinations each rule names, in id order (a rule naming none is left out)."""
     named: dict[int, list[int]] = {}
     if rule_ids:
-        statement = _NAMED[_dialect(session)]
+        statement = _NAMED[dialect(session)]
         for rule_id, destination_id in session.execute(statement, {"ids": sorted(rule_ids)}):
             named.setdefault(rule_id, []).append(destination_id)
     return {rule_id: sorted(ids) for rule_id, ids in named.items()}
@@ -232,11 +180,11 @@ def route(
     default_owners = sorted({user for user, ids in firings.values() if not ids})
     enabled: dict[int, tuple[int, Target]] = {}
     if named:
-        for d, user, kind, chat in session.execute(_ENABLED[_dialect(session)], {"ids": named}):
+        for d, user, kind, chat in session.execute(_ENABLED[dialect(session)], {"ids": named}):
             enabled[d] = (user, Target(d, kind, chat))
     private: dict[int, list[Target]] = {}
     if default_owners:
-        statement = _PRIVATE_CHATS[_dialect(session)]
+        statement = _PRIVATE_CHATS[dialect(session)]
         for user, d, kind, chat in session.execute(statement, {"ids": default_owners}):
             private.setdefault(user, []).append(Target(d, kind, chat))
     routes: dict[K, list[Target]] = {}
@@ -247,26 +195,6 @@ def route(
         else:
             routes[key] = sorted(private.get(user, []), key=lambda t: t.id)
     return routes
-
-
-def route_rules(session: Session, rule_ids: Collection[int]) -> dict[int, RoutedRule]:
-    """The enabled rules among `rule_ids`, each with its targets as `route` gives them for
-    its owner and named destinations, in one query however many (the engine's recorder)."""
-    rules: dict[int, RoutedRule] = {}
-    if not rule_ids:
-        return rules
-    params = {"ids": sorted(rule_ids)}
-    for row in session.execute(_ROUTED[_dialect(session)], params):
-        rule = rules.get(row[0])
-        if rule is None:
-            rule = rules[row[0]] = RoutedRule(row[0], row[1], row[2], row[3], [])
-        # A named destination (columns 4-6), or the owner's private chat (7-9), or neither.
-        for d, d_kind, chat in (row[4:7], row[7:10]):
-            if d is not None and all(t.id != d for t in rule.targets):
-                rule.targets.append(Target(d, d_kind, chat))
-    for rule in rules.values():
-        rule.targets.sort(key=lambda t: t.id)
-    return rules
 
 
 def delivery_targets(session: Session, user_id: int, named: Sequence[int]) -> list[int]:

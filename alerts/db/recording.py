@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from alerts.db.bulk import one_of, per_dialect
 from alerts.db.models import EngineState, Event, Rule
 from alerts.db.models import Ticker as TickerRow
-from alerts.db.outbox import NewEvent, RoutedRule, enqueue, route_rules
+from alerts.db.outbox import NewEvent, enqueue
+from alerts.db.routing import RoutedRule, route_rules
 from alerts.db.session import Database
 from alerts.domain.events import Ticker, utc
 from alerts.domain.hits import Hit
