@@ -44,6 +44,7 @@ class CatchUp:
         self.retry = retry or Backoff(initial=1.0, maximum=300.0, factor=2.0, jitter=0.2)
         self._rng = rng or random.Random()
         self._started: set[int] = set()  # accounts connected at least once since start
+        self._fresh: set[int] = set()  # new accounts whose first connection is not up yet
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
     def follow(self, account: int) -> None:
@@ -51,14 +52,16 @@ class CatchUp:
         account's gaps, even one before its first connection is up, are the connection's
         ("while the connection was down"); a restored account's first gap is the stop's."""
         if self.accounts.follow(account):
-            self._started.add(account)
+            self._fresh.add(account)
 
     def connected(self, account: int, token: str) -> None:
         """The account's connection is up (and subscribed): catch up from its `since`."""
         reason = WHILE_DOWN if account in self._started else WHILE_STOPPED
         self._started.add(account)
         self._cancel(account)
-        if self.accounts.since(account) is None or self.rest is None:
+        fresh = account in self._fresh  # a new account's first connection: nothing missed
+        self._fresh.discard(account)
+        if fresh or self.accounts.since(account) is None or self.rest is None:
             # Nothing to read: followed from now on, at once (in a task, a drop before it
             # ran would cancel it and leave the account unfollowed, its next gap unread).
             self.accounts.live(account)
@@ -69,6 +72,9 @@ class CatchUp:
 
     def disconnected(self, account: int) -> None:
         """The account's connection is down: its history is followed no further."""
+        if account in self._fresh:  # down before its first connection was up: a gap
+            self._fresh.discard(account)
+            self._started.add(account)
         self._cancel(account)
         self.accounts.lost(account)
 
