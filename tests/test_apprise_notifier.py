@@ -248,3 +248,32 @@ async def test_a_helper_gets_no_secret_of_the_service(
     assert not set(secrets) & set(seen)
     assert not any("secret" in value for value in seen.values())
     assert {name: seen.get(name) for name in needed} == needed
+
+
+async def test_a_helper_keeps_its_connection_but_no_cookie_from_send_to_send(
+    receiver: Receiver,
+) -> None:
+    """Sends one after another from a helper reuse its connection to the host; a cookie the
+    receiver set never comes back with the next send (that may be another user's)."""
+    receiver.set_cookie = "session=SET-FOR-THE-FIRST-SEND; Path=/"
+    notifier = AppriseNotifier(processes=1, allow_private=True)
+    try:
+        for _ in range(3):
+            await notifier.send(receiver.url(), MESSAGE)
+    finally:
+        await notifier.close()
+    assert len(receiver.bodies) == 3 and receiver.cookies == [None, None, None]
+    assert len(set(receiver.peers)) == 1
+
+
+async def test_a_kept_connection_the_receiver_closed_costs_no_attempt() -> None:
+    receiver = Receiver()
+    async with serving(receiver, keepalive=0.05):
+        notifier = AppriseNotifier(processes=1, allow_private=True)
+        try:
+            await notifier.send(receiver.url(), MESSAGE)
+            await asyncio.sleep(0.3)  # the receiver closes the idle connection meanwhile
+            await notifier.send(receiver.url(), MESSAGE)  # raises if the attempt failed
+        finally:
+            await notifier.close()
+    assert len(receiver.bodies) == 2 and len(set(receiver.peers)) == 2

@@ -23,6 +23,9 @@ class Receiver:
         self.active = 0
         self.peak = 0
         self.port = 0
+        self.set_cookie = ""  # a Set-Cookie header for every answer
+        self.cookies: list[str | None] = []  # each request's Cookie header
+        self.peers: list[Any] = []  # each request's client address: a connection per address
         self._arrived = asyncio.Event()
 
     async def holding(self, count: int) -> None:
@@ -35,6 +38,8 @@ class Receiver:
         self.active += 1
         self.peak = max(self.peak, self.active)
         self._arrived.set()
+        self.cookies.append(request.headers.get("Cookie"))
+        self.peers.append(request.transport and request.transport.get_extra_info("peername"))
         try:
             await asyncio.sleep(self.delay)
             status = self.statuses.pop(0) if self.statuses else 200
@@ -42,7 +47,8 @@ class Receiver:
                 self.raw.append(await request.read())
                 if request.content_type == "application/json":
                     self.bodies.append(await request.json())
-            return web.Response(status=status)
+            headers = {"Set-Cookie": self.set_cookie} if self.set_cookie else {}
+            return web.Response(status=status, headers=headers)
         finally:
             self.active -= 1
 
@@ -52,11 +58,14 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def serving(receiver: Receiver, host: str = "127.0.0.1") -> AsyncIterator[Receiver]:
-    """`receiver` served on a free local port (set as its `port`) until the block ends."""
+async def serving(
+    receiver: Receiver, host: str = "127.0.0.1", keepalive: float = 75.0
+) -> AsyncIterator[Receiver]:
+    """`receiver` served on a free local port (set as its `port`) until the block ends; an
+    idle connection is closed after `keepalive` seconds."""
     app = web.Application()
     app.router.add_post("/hook", receiver.handle)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, keepalive_timeout=keepalive)
     await runner.setup()
     site = web.TCPSite(runner, host, 0)
     await site.start()

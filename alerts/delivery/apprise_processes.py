@@ -1,11 +1,12 @@
 """Apprise sends in helper processes, so that they use every core.
 
-An Apprise plugin's send is blocking Python (requests, smtplib…): about 1.5 ms of CPU for a
+An Apprise plugin's send is blocking Python (requests, smtplib…): about 1 ms of CPU for a
 webhook, under the interpreter lock of whichever process runs it. In the service's own
 process they took turns with the engine and the Telegram sends, and all of them together
 ran on one core. Here each helper process runs sends in threads of its own; the service
 writes each send to the helper with the fewest in flight (a line of JSON on its stdin) and
-reads the result back from its stdout, with no thread of its own.
+reads the result back from its stdout, with no thread of its own. A helper's threads keep
+their HTTP connections from send to send (`alerts.delivery.kept_connections`).
 
 A helper gets only the environment a send needs (proxies, trust store, locale, where Python
 and its packages are): none of the service's settings, so neither the bot token, the secret
@@ -36,6 +37,7 @@ from typing import Any
 
 import msgspec
 
+from alerts.delivery import kept_connections
 from alerts.delivery.apprise_calls import Plugins, Result, notify
 
 logger = logging.getLogger("alerts.delivery.apprise")
@@ -183,6 +185,7 @@ class ProcessPool:
 
 def _serve(threads: int, *, allow_private: bool) -> None:
     """The helper: read sends from stdin, run them in threads, answer on stdout."""
+    kept_connections.keep()
     plugins = Plugins()
     out = sys.stdout.buffer
     writing = threading.Lock()
