@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -123,7 +124,8 @@ async def test_start_registers_the_user_and_links_the_private_chat(world: World)
         chats = session.exec(select(Destination).where(Destination.user_id == user.id)).all()
         assert [(d.kind, d.chat_id, d.enabled) for d in chats] == [("telegram", ALICE, True)]
     assert (await world.ask(ALICE, "/start")).text.startswith("Welcome back")
-    assert "/mute 1h" in (await world.ask(ALICE, "/help")).text
+    help_text = (await world.ask(ALICE, "/help")).text
+    assert "/mute 1h" in help_text and "/quiet 23:00-07:30 Europe/Berlin" in help_text
     assert "I don't know /nope" in (await world.ask(ALICE, "/nope")).text
 
     # In a group, only an administrator's /start makes it a destination.
@@ -196,6 +198,10 @@ BAD_INPUT = [
     ("/delete ١٢", "give the alert's number"),
     ("/mute", "not a duration"),
     ("/mute 90d", "at most 30 days"),
+    ("/quiet soon", "give the hours as start-end"),
+    ("/quiet 25:00-07:00", "'25:00' is not a time of day"),
+    ("/quiet 23:00-07:30 Mars/Olympus", "'Mars/Olympus' is not a time zone"),
+    ("/quiet 23:00-23:00", "the same time"),
     ("/price", "Which symbol?"),
     ("/orders maybe", "say on or off"),
 ]
@@ -349,6 +355,54 @@ async def test_mute_holds_alerts_and_unmute_sends_one_summary(
                 return {d.status for d in session.exec(select(Delivery))}
 
         await eventually(lambda: statuses() == {"sent"}, message="both recorded as sent")
+
+
+async def test_quiet_hours_hold_alerts_and_quiet_off_sends_one_summary(
+    world: World, database_url: str
+) -> None:
+    world.sim.set_price("BTC-USDT", Decimal("100"))
+    async with pipeline(world, database_url) as engine:
+        await world.ask(ALICE, "/start")
+        assert (await world.ask(ALICE, "/quiet")).text.startswith("No quiet hours. Set them")
+        berlin = datetime.now(ZoneInfo("Europe/Berlin"))
+        start, end = f"{berlin - timedelta(hours=1):%H:%M}", f"{berlin + timedelta(hours=2):%H:%M}"
+        reply = await world.ask(ALICE, f"/quiet {start}-{end} europe/berlin")
+        assert reply.text.startswith(f"🌙 Quiet hours: {start} to {end} (Europe/Berlin).")
+        assert f"Quiet now, until {end}." in reply.text and "UTC" not in reply.text
+        with world.db.session() as session:
+            user = session.exec(select(User).where(User.telegram_user_id == ALICE)).one()
+            assert (user.timezone, user.quiet_start, user.quiet_end) == (
+                "Europe/Berlin",
+                start,
+                end,
+            )
+        await world.ask(ALICE, "/alert BTC-USDT above 101")
+        await world.ask(ALICE, "/alert BTC-USDT above 102")
+        ids = [r.id for r in world.rules(ALICE)]
+        await eventually(lambda: all(i in engine.evaluator.rules for i in ids), message="armed")
+        await eventually(
+            lambda: Decimal("100") in engine.evaluator.prices.values(), message="first price"
+        )
+        world.sim.set_price("BTC-USDT", Decimal("103"))
+
+        def held() -> list[str | None]:
+            with world.db.session() as session:
+                rows = session.exec(select(Delivery).where(col(Delivery.held))).all()
+                return [d.hold_reason for d in rows]
+
+        await eventually(lambda: held() == ["quiet", "quiet"], timeout=10, message="both held")
+        before = len(world.tg.texts(ALICE))
+        assert (await world.ask(ALICE, "/quiet off")).text.startswith("🔔 Quiet hours off.")
+        await eventually(lambda: len(world.tg.texts(ALICE)) == before + 2, message="summary")
+        summary = world.tg.texts(ALICE)[-1]
+        assert summary.startswith("<b>🌙 While quiet: 2 alerts</b>")
+        assert "crossed 101 up" in summary and "crossed 102 up" in summary
+        assert (await world.ask(ALICE, "/quiet")).text.startswith("No quiet hours.")
+
+    # Without a zone the user's stays: UTC until they name theirs, which the reply says.
+    reply = await world.ask(BOB, "/quiet 23:00-7:30")
+    assert reply.text.startswith("🌙 Quiet hours: 23:00 to 07:30 (UTC).")
+    assert "The times are UTC; to use yours, add it" in reply.text
 
 
 async def test_a_bot_that_cannot_start_is_retried(database_url: str) -> None:

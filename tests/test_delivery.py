@@ -29,6 +29,7 @@ from alerts.delivery.worker import DeliveryWorker, WorkerConfig
 from alerts.feed.backoff import Backoff
 from alerts.security import SecretBox
 from tests.api_helpers import SECRET_KEY
+from tests.clocks import Clock
 from tests.fake_telegram import TOKEN, FakeTelegram
 from tests.feed_helpers import eventually
 from tests.telegram_workers import wait_for_fake
@@ -43,14 +44,6 @@ CHAT = 4242
 def _local_apprise() -> AppriseNotifier:
     """The receivers here are local: as with ALERTS_ALLOW_PRIVATE_TARGETS=true."""
     return AppriseNotifier(allow_private=True)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
@@ -131,7 +124,7 @@ async def setup(database_url: str) -> AsyncIterator[Setup]:
         session.commit()
         user_id, rule_id = user.id, rule.id or 0
     async with FakeTelegram() as tg:
-        clock = Clock()
+        clock = Clock(T0)
         fast = Limits(bot_per_second=1000, private_interval=0.0, group_per_minute=1000)
         # Real time plus the test clock's jumps: a retry_after ends when the test says so.
         limiter = RateLimiter(

@@ -17,7 +17,7 @@ from aiohttp import ClientError, web
 
 from alerts.bot.context import BotServices
 from alerts.bot.middleware import Register, Throttle
-from alerts.bot.routers import accounts, link, market, mute, rules, start
+from alerts.bot.routers import accounts, link, market, mute, quiet, rules, start
 from alerts.delivery.telegram import bot_session
 
 logger = logging.getLogger("alerts.bot")
@@ -36,6 +36,7 @@ def build_dispatcher(services: BotServices) -> Dispatcher:
         market.router(),
         rules.router(),
         mute.router(),
+        quiet.router(),
         accounts.router(),
         link.router(),
         start.fallback(),

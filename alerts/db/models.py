@@ -35,6 +35,11 @@ class User(SQLModel, table=True):
     telegram_user_id: int | None = Field(default=None, sa_type=BigInteger, unique=True)
     # Until then the user's deliveries are held, and sent as one summary when it ends.
     muted_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # An IANA name; quiet hours ("HH:MM" to "HH:MM", in that zone; the end may be the next
+    # day) hold non-urgent deliveries, sent as one digest per destination when they end.
+    timezone: str = Field(default="UTC", max_length=64, sa_column_kwargs={"server_default": "UTC"})
+    quiet_start: str | None = Field(default=None, max_length=5)
+    quiet_end: str | None = Field(default=None, max_length=5)
     created_at: datetime = _created()
 
 
@@ -67,6 +72,9 @@ class Destination(SQLModel, table=True):
     chat_id: int | None = Field(default=None, sa_type=BigInteger)
     url_sealed: str | None = Field(default=None, sa_type=Text)
     url_masked: str | None = Field(default=None, sa_type=Text)
+    # Webhooks: the signing secret (encrypted; never returned) and the body template, if any.
+    secret_sealed: str | None = Field(default=None, sa_type=Text)
+    body: Any | None = Field(default=None, sa_type=JSON)
     enabled: bool = True
     disabled_reason: str | None = Field(default=None, max_length=300)
     created_at: datetime = _created()
@@ -153,6 +161,7 @@ class Rule(SQLModel, table=True):
     fire_count: int = 0
     last_fired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     state: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    urgent: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -164,6 +173,18 @@ class RuleDestination(SQLModel, table=True):
 
     rule_id: int = Field(foreign_key="rules.id", ondelete="CASCADE", primary_key=True)
     # CASCADE for the same reason as Rule.account_id; the service refuses a destination in use.
+    destination_id: int = Field(
+        foreign_key="destinations.id", ondelete="CASCADE", primary_key=True, index=True
+    )
+
+
+class RuleFallback(SQLModel, table=True):
+    """Where a rule's firing goes when every delivery to its own destinations ended dead (a
+    blocked chat, a refused webhook): once per firing."""
+
+    __tablename__ = "rule_fallbacks"
+
+    rule_id: int = Field(foreign_key="rules.id", ondelete="CASCADE", primary_key=True)
     destination_id: int = Field(
         foreign_key="destinations.id", ondelete="CASCADE", primary_key=True, index=True
     )
@@ -217,6 +238,8 @@ class Event(SQLModel, table=True):
     test: bool = False
     dedup_key: str | None = Field(default=None, max_length=200)
     fired_at: datetime = _created()
+    # Its rule's fallback destinations were given it (every primary delivery ended dead).
+    fell_back: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class Delivery(SQLModel, table=True):
@@ -242,6 +265,9 @@ class Delivery(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=Text)
     # Held while its user was muted: it goes out in the summary sent when the mute ends.
     held: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    hold_reason: str | None = Field(default=None, max_length=8)  # "mute" or "quiet"
+    # To a fallback destination of the rule, after every primary delivery ended dead.
+    fallback: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime = _created()
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

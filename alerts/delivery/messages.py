@@ -143,15 +143,20 @@ def render(
     )
 
 
-def digest(messages: Sequence[Message], title: str | None = None) -> Message:
-    """Many alerts for one chat as one message (flood control, or a mute's summary)."""
+def digest(messages: Sequence[Message], title: str | None = None, more: int = 0) -> Message:
+    """Many alerts for one chat as one message (flood control, or a held summary listing
+    the newest few and counting the `more` it leaves out)."""
     title = title or f"🔔 {len(messages)} alerts"
-    text = "\n".join([title, *(f"• {m.title}: {m.text.splitlines()[1]}" for m in messages)])
-    parts = [f"<b>{html.escape(title)}</b>"]
+    lines, parts = [title], [f"<b>{html.escape(title)}</b>"]
     for m in messages:
         body = m.text.splitlines()[1] if len(m.text.splitlines()) > 1 else ""
+        lines.append(f"• {m.title}: {body}")
         parts.append(f"• <b>{html.escape(m.title)}</b>: {html.escape(body)}")
-    return Message(title=title, text=_fit(text), html=_fit_html(parts), rule_id=None)
+    if more > 0:
+        tail = f"…and {more} earlier alert{'' if more == 1 else 's'}"
+        lines.append(tail)
+        parts.append(f"<i>{html.escape(tail)}</i>")
+    return Message(title=title, text=_fit("\n".join(lines)), html=_fit_html(parts), rule_id=None)
 
 
 def _fit(text: str) -> str:

@@ -10,8 +10,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    model_validator,
+)
 
+from alerts.domain.quiet_hours import MAX_TIMEZONE_LENGTH, format_clock, parse_clock, timezone_name
 from alerts.domain.values import Name, format_decimal
 
 MAX_CHAT_ID = 10**15
@@ -34,6 +43,30 @@ AppriseUrl = Annotated[
     ),
 ]
 
+WebhookUrl = Annotated[
+    SecretStr,
+    Field(
+        min_length=1,
+        max_length=2048,
+        description="Where each alert is POSTed, https:// (or http://); no credentials in it "
+        "(sign with a secret instead). Masked on read.",
+        examples=["https://example.com/hooks/alerts"],
+    ),
+]
+WebhookSecret = Annotated[
+    SecretStr,
+    Field(
+        min_length=16,
+        max_length=256,
+        description="Signs every request: X-Alerts-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "
+        '"<t>.<body>">. Never returned.',
+    ),
+]
+BODY_DESCRIPTION = (
+    "A JSON object or array POSTed instead of the event object; its string values may hold "
+    "the rule's placeholders ({symbol}, {price}, {rule}, {event_id}...), rendered as strings."
+)
+
 
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -42,12 +75,69 @@ class _Input(BaseModel):
 # --- users and API keys -----------------------------------------------------------------
 
 
+def _clock(value: str) -> str:
+    return format_clock(parse_clock(value))
+
+
+ClockTime = Annotated[
+    str,
+    AfterValidator(_clock),
+    Field(
+        description="A time of day, HH:MM (24-hour clock).",
+        examples=["23:00"],
+        json_schema_extra={"pattern": r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$", "maxLength": 5},
+    ),
+]
+TimeZone = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_TIMEZONE_LENGTH),
+    AfterValidator(timezone_name),
+    Field(description="An IANA time zone name.", examples=["Europe/Berlin"]),
+]
+
+
+class QuietHoursWindow(_Input):
+    """A daily window, in the user's time zone; an end at or before the start is on the next
+    day ("23:00" to "07:30")."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"start": "23:00", "end": "07:30"}]}
+    )
+
+    start: ClockTime
+    end: ClockTime
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHoursWindow:
+        if self.start == self.end:
+            raise ValueError("start and end are the same time: send null to turn quiet hours off")
+        return self
+
+
+def _unchanged_when_omitted(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # an update leaves out what it does not change
+
+
+class UserSettingsUpdate(_Input):
+    timezone: TimeZone = Field(
+        default="UTC",
+        description="An IANA name; quiet hours are kept in this zone. Omitted: unchanged.",
+        json_schema_extra=_unchanged_when_omitted,
+    )
+    quiet_hours: QuietHoursWindow | None = Field(
+        default=None,
+        description="Alerts of non-urgent rules in this window are held, and go out as one "
+        "summary per destination when it ends; null turns quiet hours off. Omitted: unchanged.",
+        json_schema_extra=_unchanged_when_omitted,
+    )
+
+
 class UserCreate(_Input):
     name: Name
     telegram_user_id: int | None = Field(default=None, gt=0, lt=MAX_CHAT_ID)
 
 
-class UserUpdate(_Input):
+class UserUpdate(UserSettingsUpdate):
     name: Name | None = None
     telegram_user_id: int | None = Field(default=None, gt=0, lt=MAX_CHAT_ID)
 
@@ -56,6 +146,8 @@ class UserPublic(BaseModel):
     id: int
     name: str
     telegram_user_id: int | None
+    timezone: str
+    quiet_hours: QuietHoursWindow | None
     created_at: datetime
 
 
@@ -112,8 +204,35 @@ class AppriseDestinationCreate(_Input):
     name: Name | None = None
 
 
+class WebhookDestinationCreate(_Input):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "webhook",
+                    "url": "https://example.com/hooks/alerts",
+                    "secret": "a-long-random-signing-secret",
+                },
+                {
+                    "kind": "webhook",
+                    "url": "https://example.com/hooks/bot",
+                    "body": {"text": "{symbol} crossed {level}: {price}", "id": "{event_id}"},
+                },
+            ]
+        },
+    )
+
+    kind: Literal["webhook"]
+    url: WebhookUrl
+    secret: WebhookSecret | None = None
+    body: dict[str, Any] | list[Any] | None = Field(default=None, description=BODY_DESCRIPTION)
+    name: Name | None = None
+
+
 DestinationCreate = Annotated[
-    TelegramDestinationCreate | AppriseDestinationCreate, Field(discriminator="kind")
+    TelegramDestinationCreate | AppriseDestinationCreate | WebhookDestinationCreate,
+    Field(discriminator="kind"),
 ]
 
 
@@ -123,15 +242,27 @@ class DestinationUpdate(_Input):
         default=None, description="Re-enabling also clears the reason it was disabled."
     )
     chat_id: ChatId | None = None
-    url: AppriseUrl | None = None
+    url: AppriseUrl | None = Field(
+        default=None, description="An Apprise destination's URL, or a webhook's."
+    )
+    secret: WebhookSecret | None = Field(
+        default=None, description="A webhook's signing secret; null removes it."
+    )
+    body: dict[str, Any] | list[Any] | None = Field(
+        default=None, description=BODY_DESCRIPTION + " Null goes back to the event object."
+    )
 
 
 class DestinationPublic(BaseModel):
     id: int
-    kind: Literal["telegram", "apprise"]
+    kind: Literal["telegram", "apprise", "webhook"]
     name: str
     chat_id: int | None
-    url: str | None = Field(description="The Apprise URL with its secrets masked.")
+    url: str | None = Field(description="The Apprise or webhook URL with its secrets masked.")
+    signed: bool = Field(default=False, description="A webhook with a signing secret.")
+    body: dict[str, Any] | list[Any] | None = Field(
+        default=None, description="A webhook's body template, if it has one."
+    )
     enabled: bool
     disabled_reason: str | None
     created_at: datetime
@@ -210,6 +341,10 @@ class DeliveryPublic(BaseModel):
     next_attempt_at: datetime
     created_at: datetime
     sent_at: datetime | None
+    fallback: bool = Field(
+        default=False,
+        description="To a fallback destination of the rule: every other delivery ended dead.",
+    )
 
 
 class EventPublic(BaseModel):

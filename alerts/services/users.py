@@ -4,26 +4,39 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import Update, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from alerts.db.models import ApiKey, Delivery, Event, User, utcnow
+from alerts.db.queue.claims import MUTE, QUIET
 from alerts.security import hash_api_key, key_hint, new_api_key
 from alerts.services.errors import Conflict, NotFound
 from alerts.services.schemas import (
     ApiKeyCreated,
     ApiKeyPublic,
+    QuietHoursWindow,
     UserCreate,
     UserCreated,
     UserPublic,
+    UserSettingsUpdate,
     UserUpdate,
 )
 from alerts.services.telegram_chats import START, link_chat
 
 
 def _public(user: User) -> UserPublic:
-    return UserPublic.model_validate(user, from_attributes=True)
+    quiet = None
+    if user.quiet_start and user.quiet_end:  # shown as stored, not validated again
+        quiet = QuietHoursWindow.model_construct(start=user.quiet_start, end=user.quiet_end)
+    return UserPublic(
+        id=user.id or 0,
+        name=user.name,
+        telegram_user_id=user.telegram_user_id,
+        timezone=user.timezone,
+        quiet_hours=quiet,
+        created_at=user.created_at,
+    )
 
 
 def _telegram_taken(telegram_user_id: int) -> Conflict:
@@ -66,13 +79,14 @@ def list_users(session: Session, *, after: int | None, limit: int) -> list[UserP
     return [_public(u) for u in session.exec(stmt)]
 
 
-def update_user(session: Session, user_id: int, data: UserUpdate) -> UserPublic:
-    """Change a user's name or Telegram id."""
+def update_user(session: Session, user_id: int, data: UserUpdate, *, now: datetime) -> UserPublic:
+    """Change a user's name, Telegram id, time zone or quiet hours."""
     user = get_user(session, user_id)
-    for field, value in data.model_dump(exclude_unset=True).items():
-        if field == "name" and value is None:
-            continue
-        setattr(user, field, value)
+    if data.name is not None:
+        user.name = data.name
+    if "telegram_user_id" in data.model_fields_set:
+        user.telegram_user_id = data.telegram_user_id
+    _apply_settings(session, user, data, now=now)
     session.add(user)
     try:
         session.commit()
@@ -80,6 +94,50 @@ def update_user(session: Session, user_id: int, data: UserUpdate) -> UserPublic:
         session.rollback()
         raise _telegram_taken(data.telegram_user_id or 0) from None
     return _public(user)
+
+
+def update_settings(
+    session: Session, user_id: int, data: UserSettingsUpdate, *, now: datetime
+) -> UserPublic:
+    """Change the user's own settings: time zone and quiet hours."""
+    user = get_user(session, user_id)
+    _apply_settings(session, user, data, now=now)
+    session.add(user)
+    session.commit()
+    return _public(user)
+
+
+def _apply_settings(
+    session: Session, user: User, data: UserSettingsUpdate, *, now: datetime
+) -> None:
+    """Set what `data` sets of the time zone and quiet hours; when they change, what quiet
+    hours held is due at once, to be held again (by the new window) or sent as its summary."""
+    before = (user.timezone, user.quiet_start, user.quiet_end)
+    if "timezone" in data.model_fields_set:
+        user.timezone = data.timezone
+    if "quiet_hours" in data.model_fields_set:
+        quiet = data.quiet_hours
+        user.quiet_start, user.quiet_end = (quiet.start, quiet.end) if quiet else (None, None)
+    if (user.timezone, user.quiet_start, user.quiet_end) != before:
+        session.exec(_release(user.id or 0, QUIET, now))
+
+
+def _release(user_id: int, reason: str, now: datetime) -> Update:
+    """Make the user's deliveries held for `reason` due at `now`."""
+    if reason == QUIET:
+        why = col(Delivery.hold_reason) == QUIET
+    else:  # a mute's, and those held before reasons were recorded
+        why = or_(col(Delivery.hold_reason).is_(None), col(Delivery.hold_reason) != QUIET)
+    return (
+        update(Delivery)
+        .where(
+            col(Delivery.held),
+            col(Delivery.status) == "pending",
+            why,
+            col(Delivery.event_id).in_(select(Event.id).where(Event.user_id == user_id)),
+        )
+        .values(next_attempt_at=now)
+    )
 
 
 def delete_user(session: Session, user_id: int) -> None:
@@ -193,19 +251,11 @@ def mute_user(session: Session, user_id: int, until: datetime) -> None:
 
 
 def unmute_user(session: Session, user_id: int, *, now: datetime) -> int:
-    """End a mute now: what it held is due at once. Returns how many deliveries it held."""
+    """End a mute now: what it held is due at once (what quiet hours hold stays held until
+    they end). Returns how many deliveries it held."""
     user = get_user(session, user_id)
     user.muted_until = None
     session.add(user)
-    held = (
-        update(Delivery)
-        .where(
-            col(Delivery.held),
-            col(Delivery.status) == "pending",
-            col(Delivery.event_id).in_(select(Event.id).where(Event.user_id == user_id)),
-        )
-        .values(next_attempt_at=now)
-    )
-    count = session.exec(held).rowcount
+    count = session.exec(_release(user_id, MUTE, now)).rowcount
     session.commit()
     return int(count or 0)

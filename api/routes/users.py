@@ -12,9 +12,20 @@ from alerts.services.schemas import (
     UserCreate,
     UserCreated,
     UserPublic,
+    UserSettingsUpdate,
     UserUpdate,
 )
-from api.deps import AdminDep, ContextDep, Cursor, IdPath, Limit, SessionDep, UserIdDep, in_db
+from api.deps import (
+    AdminDep,
+    ContextDep,
+    Cursor,
+    IdPath,
+    Limit,
+    NowDep,
+    SessionDep,
+    UserIdDep,
+    in_db,
+)
 from api.errors import CONFLICT, NOT_FOUND
 
 router = APIRouter(prefix="/users", tags=["users"], responses={**NOT_FOUND})
@@ -24,6 +35,20 @@ router = APIRouter(prefix="/users", tags=["users"], responses={**NOT_FOUND})
 async def read_me(context: ContextDep, session: SessionDep, user_id: UserIdDep) -> UserPublic:
     """The user the API key belongs to."""
     return await in_db(context, users.read_user, session, user_id)
+
+
+@router.patch("/me", response_model=UserPublic)
+async def update_me(
+    context: ContextDep,
+    session: SessionDep,
+    user_id: UserIdDep,
+    now: NowDep,
+    body: UserSettingsUpdate,
+) -> UserPublic:
+    """Set your time zone and quiet hours (`quiet_hours: null` turns them off). Alerts of
+    non-urgent rules that fire in quiet hours are held, and go out as one summary per
+    destination when they end."""
+    return await in_db(context, users.update_settings, session, user_id, body, now=now)
 
 
 @router.post(
@@ -58,10 +83,10 @@ async def read_user(context: ContextDep, session: SessionDep, user_id: IdPath) -
     "/{user_id}", response_model=UserPublic, dependencies=[AdminDep], responses={**CONFLICT}
 )
 async def update_user(
-    context: ContextDep, session: SessionDep, user_id: IdPath, body: UserUpdate
+    context: ContextDep, session: SessionDep, user_id: IdPath, now: NowDep, body: UserUpdate
 ) -> UserPublic:
-    """Rename a user or set their Telegram user id."""
-    return await in_db(context, users.update_user, session, user_id, body)
+    """Rename a user, or set their Telegram user id, time zone or quiet hours."""
+    return await in_db(context, users.update_user, session, user_id, body, now=now)
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[AdminDep])

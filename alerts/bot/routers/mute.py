@@ -31,7 +31,10 @@ async def mute(
 async def unmute(message: Message, services: BotServices, user_id: int) -> None:
     """End the mute; what it held is sent at once, as one summary."""
     held = await services.write(unmute_user, user_id, now=services.clock())
-    tail = f" {held} held alert(s) follow in one summary." if held else ""
+    # Those of non-urgent rules stay held during quiet hours, and come with their summary.
+    tail = (
+        f" {held} held alert(s) follow in one summary (after quiet hours, if on)." if held else ""
+    )
     await message.answer(f"🔔 Unmuted.{tail}")
 
 

@@ -33,6 +33,8 @@ HELP = """<b>xRocket alerts</b>: messages here when the market or your account d
 <b>Quiet time</b>
 /mute 1h: hold every alert until then (30m, 2h, 1d…); what fires meanwhile comes as one summary
 /unmute: end it now
+/quiet 23:00-07:30 Europe/Berlin: every night, hold alerts (not those of urgent rules) and \
+send one summary when it ends; /quiet shows it, /quiet off ends it
 
 <b>Groups and channels</b>
 /start in a group (as an administrator): alerts of your rules can go there

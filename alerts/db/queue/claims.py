@@ -24,6 +24,9 @@ from alerts.db.queue.statements import (
     SENDING,
 )
 from alerts.db.session import Database
+from alerts.domain.quiet_hours import quiet_until
+
+MUTE, QUIET = "mute", "quiet"  # why a delivery was held (`Job.hold_reason`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +51,17 @@ class Job:
     test: bool
     after_gap: bool
     fired_at: datetime
-    held: bool = False  # held by a mute that has ended: it goes out in one summary
+    held: bool = False  # held by a mute or quiet hours that ended: one summary
     muted_until: datetime | None = None  # the owner's mute, if any
+    symbol: str | None = None
+    secret_sealed: str | None = None  # a webhook's signing secret, encrypted
+    body: Any = None  # a webhook's body template
+    urgent: bool = False  # the rule's deliveries go through quiet hours
+    timezone: str = "UTC"  # the owner's, and their quiet hours ("HH:MM") in it
+    quiet_start: str | None = None
+    quiet_end: str | None = None
+    hold_reason: str | None = None  # why it was held: "mute" or "quiet"
+    fallback: bool = False  # to a fallback destination, every primary delivery dead
 
 
 def claim(
@@ -76,7 +88,7 @@ def claim(
 
 def leased_jobs(session: Session, ids: Sequence[int], *, now: datetime) -> list[Job]:
     """The jobs of deliveries leased in the caller's transaction (by `claim`); those whose
-    owner is muted go back, held, instead."""
+    owner is muted, or in quiet hours, go back, held, instead (see `_holds`)."""
     if not ids:
         return []
     rows = session.execute(JOBS, {"ids": ids}).all()
@@ -102,15 +114,46 @@ def leased_jobs(session: Session, ids: Sequence[int], *, now: datetime) -> list[
             fired_at=r[17],
             held=bool(r[18]),
             muted_until=r[19],
+            symbol=r[20],
+            secret_sealed=r[21],
+            body=r[22],
+            urgent=bool(r[23]),
+            timezone=r[24] or "UTC",
+            quiet_start=r[25],
+            quiet_end=r[26],
+            hold_reason=r[27],
+            fallback=bool(r[28]),
         )
         for r in rows
     ]
-    muted = [j for j in jobs if j.muted_until is not None and j.muted_until > now]
-    if muted:
-        session.execute(HOLD, [{"did": j.delivery_id, "until": j.muted_until} for j in muted])
-        held = {j.delivery_id for j in muted}
+    holds = _holds(jobs, now)
+    if holds:
+        session.execute(HOLD, holds)
+        held = {h["did"] for h in holds}
         jobs = [j for j in jobs if j.delivery_id not in held]
     return jobs
+
+
+def _holds(jobs: Sequence[Job], now: datetime) -> list[dict[str, Any]]:
+    """The hold stage: each job whose owner is muted, or in quiet hours (unless its rule is
+    urgent or it is a test message), with when that ends (the later of the two when both
+    apply) and why: HOLD's parameters."""
+    holds: list[dict[str, Any]] = []
+    quiet: dict[tuple[str, str, str], datetime | None] = {}  # one zone lookup per setting
+    for job in jobs:
+        until, reason = None, ""
+        if job.muted_until is not None and job.muted_until > now:
+            until, reason = job.muted_until, MUTE
+        if job.quiet_start and job.quiet_end and not (job.urgent or job.test):
+            key = (job.timezone, job.quiet_start, job.quiet_end)
+            if key not in quiet:
+                quiet[key] = quiet_until(now, timezone=key[0], start=key[1], end=key[2])
+            ends = quiet[key]
+            if ends is not None and (until is None or ends > until):
+                until, reason = ends, QUIET
+        if until is not None:
+            holds.append({"did": job.delivery_id, "until": until, "reason": reason})
+    return holds
 
 
 def renew(db: Database, ids: Collection[int], until: datetime) -> None:

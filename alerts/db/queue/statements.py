@@ -58,13 +58,15 @@ def _claiming(due: Select[tuple[int]]) -> Update:
 
 CLAIM = _claiming(DUE)
 CLAIM_NOT_TELEGRAM = _claiming(DUE_NOT_TELEGRAM)
-# A delivery whose owner is muted goes back, untried, until the mute ends.
+# A delivery whose owner is muted, or in quiet hours, goes back, untried, until that ends;
+# :reason ("mute" or "quiet") picks the summary's title.
 HOLD = (
     update(DELIVERIES)
     .where(DELIVERIES.c.id == bindparam("did"))
     .values(
         status=PENDING,
         held=True,
+        hold_reason=bindparam("reason"),
         next_attempt_at=bindparam("until"),
         lease_until=None,
         attempts=DELIVERIES.c.attempts - 1,
@@ -104,6 +106,15 @@ JOBS = (
         EVENTS.c.fired_at,
         DELIVERIES.c.held,
         USERS.c.muted_until,
+        EVENTS.c.symbol,
+        DESTINATIONS.c.secret_sealed,
+        DESTINATIONS.c.body,
+        RULES.c.urgent,
+        USERS.c.timezone,
+        USERS.c.quiet_start,
+        USERS.c.quiet_end,
+        DELIVERIES.c.hold_reason,
+        DELIVERIES.c.fallback,
     )
     .select_from(DELIVERIES)
     .join(EVENTS, EVENTS.c.id == DELIVERIES.c.event_id)
