@@ -21,6 +21,7 @@ from alerts.db.leadership import Leadership
 from alerts.db.session import Database
 from alerts.delivery.apprise_notifier import AppriseNotifier
 from alerts.delivery.telegram import TelegramNotifier
+from alerts.delivery.webhook import WebhookNotifier
 from alerts.delivery.worker import DeliveryWorker, WorkerConfig
 from alerts.engine.runner import Engine, EngineConfig
 from alerts.feed import FeedConfig
@@ -89,8 +90,15 @@ def make_worker(
     apprise = AppriseNotifier(
         processes=settings.apprise_processes, allow_private=settings.allow_private_targets
     )
+    webhooks = WebhookNotifier(allow_private=settings.allow_private_targets)
     return DeliveryWorker(
-        db, _box(settings), telegram=telegram, apprise=apprise, config=config, metrics=metrics
+        db,
+        _box(settings),
+        telegram=telegram,
+        apprise=apprise,
+        webhooks=webhooks,
+        config=config,
+        metrics=metrics,
     )
 
 
@@ -133,6 +141,7 @@ async def _close_worker(worker: DeliveryWorker, task: asyncio.Task[None]) -> Non
     if worker.telegram is not None:
         await worker.telegram.close()
     await worker.apprise.close()
+    await worker.webhooks.close()
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:

@@ -571,14 +571,14 @@ async def _apprise_run(
                 pass
             await _received(port, WARM_UP)
         enqueue(count)
-        sent_before = worker.sent
+        sent_before = worker.ledger.sent
         started, cpu = time.monotonic(), time.process_time()
         while await worker.run_once():
             pass
         elapsed, cpu = time.monotonic() - started, time.process_time() - cpu
         await notifier.close()
         db.dispose()
-    return elapsed, cpu, worker.sent - sent_before
+    return elapsed, cpu, worker.ledger.sent - sent_before
 
 
 async def main() -> None:

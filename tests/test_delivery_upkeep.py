@@ -115,17 +115,19 @@ async def test_one_worker_sends_for_the_bot_and_another_takes_over_when_it_goes(
                 dead = [world.fire(world.webhook) for _ in range(10)]
                 await eventually(lambda: len(tg.texts(CHAT)) == 5, message="five alerts")
                 await eventually(lambda: all(world.status(d) == "dead" for d in dead))
-                await eventually(lambda: first.sent + second.sent == 5, message="counted")
+                await eventually(
+                    lambda: first.ledger.sent + second.ledger.sent == 5, message="counted"
+                )
                 # Every Telegram message from the elected worker; the rest from either.
-                assert (first.sent, second.sent) == (5, 0)
+                assert (first.ledger.sent, second.ledger.sent) == (5, 0)
                 assert not second.sends_telegram
-                assert first.dead + second.dead == 10
+                assert first.ledger.dead + second.ledger.dead == 10
                 await first.stop()  # the sender goes: the other takes over
                 await eventually(lambda: second.sends_telegram, timeout=5, message="takeover")
                 sent.append(world.fire(world.chat))
                 await eventually(lambda: len(tg.texts(CHAT)) == 6, message="the sixth alert")
                 # (counted once its answer is back, just after the fake has it)
-                await eventually(lambda: second.sent == 1, message="sent by the other")
+                await eventually(lambda: second.ledger.sent == 1, message="sent by the other")
         assert {world.status(d) for d in sent} == {"sent"}
 
 
@@ -190,7 +192,7 @@ async def test_the_worker_prunes_what_is_past_its_retention(world: World) -> Non
 
 async def test_a_kind_without_a_notifier_is_given_up_with_the_reason(world: World) -> None:
     with world.db.session() as session:
-        hook = Destination(user_id=world.user_id, kind="webhook", name="w")
+        hook = Destination(user_id=world.user_id, kind="pager", name="w")
         session.add(hook)
         session.commit()
         assert hook.id is not None
@@ -198,11 +200,11 @@ async def test_a_kind_without_a_notifier_is_given_up_with_the_reason(world: Worl
     delivery = world.fire(hook_id)
     async with FakeTelegram() as tg, running(world.db, tg) as worker:
         await eventually(lambda: world.status(delivery) == "dead", message="given up")
-        assert worker.dead == 1 and worker.sent == 0
+        assert worker.ledger.dead == 1 and worker.ledger.sent == 0
     with world.db.session() as session:
         row = session.get(Delivery, delivery)
         assert row is not None
-        assert row.last_error == "no way to send to a 'webhook' destination"
+        assert row.last_error == "no way to send to a 'pager' destination"
 
 
 async def test_a_failed_pruning_is_logged_and_the_next_round_prunes(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,6 +27,9 @@ class Receiver:
         self.set_cookie = ""  # a Set-Cookie header for every answer
         self.cookies: list[str | None] = []  # each request's Cookie header
         self.peers: list[Any] = []  # each request's client address: a connection per address
+        self.headers: list[dict[str, str]] = []  # each request's headers
+        self.arrivals: list[float] = []  # each request's arrival (time.monotonic())
+        self.failure_headers: dict[str, str] = {}  # sent with every answer but a 200
         self._arrived = asyncio.Event()
 
     async def holding(self, count: int) -> None:
@@ -39,6 +43,8 @@ class Receiver:
         self.peak = max(self.peak, self.active)
         self._arrived.set()
         self.cookies.append(request.headers.get("Cookie"))
+        self.headers.append(dict(request.headers))
+        self.arrivals.append(time.monotonic())
         self.peers.append(request.transport and request.transport.get_extra_info("peername"))
         try:
             await asyncio.sleep(self.delay)
@@ -48,6 +54,8 @@ class Receiver:
                 if request.content_type == "application/json":
                     self.bodies.append(await request.json())
             headers = {"Set-Cookie": self.set_cookie} if self.set_cookie else {}
+            if status != 200:
+                headers.update(self.failure_headers)
             return web.Response(status=status, headers=headers)
         finally:
             self.active -= 1

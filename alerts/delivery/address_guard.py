@@ -10,8 +10,10 @@ each socket actually connects (or sends) to, at that moment, by one process-wide
 made the call, and an exception raised by the hook aborts the call before the system call.
 
 The hook sees every audited event of the process, so it returns at once for the events it does
-not care about, and for any thread not inside `guarded(...)` (a `threading.local` marks the
-threads running a send; the rest of the service is left alone). Inside a guarded block:
+not care about, and for any code not inside `guarded(...)`: a context variable marks what runs
+a send (a thread running a plugin, or an asyncio task sending a webhook, and the tasks it
+starts meanwhile); the rest of the service, other tasks on the same loop included, is left
+alone. Inside a guarded block:
 
 - an AF_INET/AF_INET6 address must be a numeric IP and `address_allowed`: libraries resolve
   before they connect, and resolving a name again here would reopen the rebinding race, so a
@@ -39,6 +41,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,7 +135,8 @@ def literal_host_refused(host: str) -> bool:
     return False
 
 
-_state = threading.local()  # .guards: the thread's open `Guard`s, innermost last
+# The open `Guard`s of the running thread or task, innermost last.
+_guards: ContextVar[tuple[Guard, ...]] = ContextVar("address_guards", default=())
 _install_lock = threading.Lock()
 _installed = False
 
@@ -156,7 +160,7 @@ def _address_refused(guard: Guard, sock: Any, address: Any) -> bool:
 def _hook(event: str, args: tuple[Any, ...], _events: frozenset[str] = _EVENTS) -> None:
     if event not in _events:
         return
-    guards: list[Guard] | None = getattr(_state, "guards", None)
+    guards = _guards.get()
     if not guards:
         return
     if event in _SOCKET_EVENTS:
@@ -182,16 +186,17 @@ def install() -> None:
 def guarded(
     *, allow_private: bool, also_allow: frozenset[tuple[str, int]] = frozenset()
 ) -> Iterator[Guard]:
-    """Guard this thread's connections for the block; a nested block can only tighten."""
+    """Guard the connections made in the block (by this thread, or this asyncio task and the
+    tasks it starts meanwhile); a nested block can only tighten."""
     install()
-    guards: list[Guard] = getattr(_state, "guards", None) or []
+    guards = _guards.get()
     outer = guards[-1] if guards else None
     guard = Guard(allow_private, also_allow)
     if outer is not None:
         guard.allow_private = allow_private and outer.allow_private
         guard.also_allow = also_allow & outer.also_allow
-    _state.guards = [*guards, guard]
+    token = _guards.set((*guards, guard))
     try:
         yield guard
     finally:
-        _state.guards = guards
+        _guards.reset(token)

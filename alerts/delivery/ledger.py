@@ -58,9 +58,11 @@ class Ledger:
             return Outcome(queue.DEAD, exc.reason)
         if now - job.created_at >= self.config.max_age:
             return Outcome(queue.DEAD, f"gave up after {job.attempts} attempts: {exc.reason}")
-        wait = self.config.backoff.delay(job.attempts - 1, self.rng)
-        if exc.retry_after is not None:
-            wait = max(wait, exc.retry_after)
+        # The target's own word on when to come back (Retry-After, Telegram's retry_after)
+        # beats the backoff's guess either way.
+        wait = exc.retry_after
+        if wait is None:
+            wait = self.config.backoff.delay(job.attempts - 1, self.rng)
         return Outcome(queue.FAILED, exc.reason, retry_at=now + timedelta(seconds=wait))
 
     async def add(self, jobs: Sequence[Job], outcome: Outcome, seconds: float) -> None:

@@ -30,12 +30,13 @@ from alerts.delivery.apprise_notifier import AppriseNotifier
 from alerts.delivery.claiming import Claimer
 from alerts.delivery.config import WorkerConfig
 from alerts.delivery.errors import SendFailed
-from alerts.delivery.grouping import apprise_groups, chat_messages, mute_summary
+from alerts.delivery.grouping import at_once_groups, chat_messages, mute_summary
 from alerts.delivery.grouping import message as render_one
 from alerts.delivery.ledger import Ledger
 from alerts.delivery.notifiers import registry
 from alerts.delivery.telegram import TelegramNotifier
 from alerts.delivery.upkeep import Upkeep
+from alerts.delivery.webhook import WebhookNotifier
 from alerts.metrics import Metrics
 from alerts.security import SecretBox
 
@@ -63,6 +64,7 @@ class DeliveryWorker:
         *,
         telegram: TelegramNotifier | None,
         apprise: AppriseNotifier | None = None,
+        webhooks: WebhookNotifier | None = None,
         config: WorkerConfig | None = None,
         clock: Callable[[], datetime] = _now,
         rng: random.Random | None = None,
@@ -72,6 +74,7 @@ class DeliveryWorker:
         self.box = box
         self.telegram = telegram
         self.apprise = apprise or AppriseNotifier()
+        self.webhooks = webhooks or WebhookNotifier()
         self.config = config or WorkerConfig()
         self.clock = clock
         self._wake = asyncio.Event()
@@ -93,7 +96,7 @@ class DeliveryWorker:
             wake=self._wake.set,
             bot_id=telegram.bot.id if telegram is not None else None,
         )
-        self.notifiers = registry(telegram, self.apprise, box)
+        self.notifiers = registry(telegram, self.apprise, self.webhooks, box)
         self.claimer = Claimer(
             db,
             self.config,
@@ -114,21 +117,6 @@ class DeliveryWorker:
     def sends_telegram(self) -> bool:
         """Whether this worker claims Telegram's deliveries (elected, or without a bot)."""
         return self.upkeep.sends_telegram
-
-    @property
-    def sent(self) -> int:
-        """Deliveries sent so far."""
-        return self.ledger.sent
-
-    @property
-    def failed(self) -> int:
-        """Attempts that failed and are retried."""
-        return self.ledger.failed
-
-    @property
-    def dead(self) -> int:
-        """Deliveries given up."""
-        return self.ledger.dead
 
     async def stop(self) -> None:
         """Finish the current batch and return from `run()`."""
@@ -198,8 +186,12 @@ class DeliveryWorker:
             if sender is None:
                 sender = self._senders[order] = self._spawn(self._sender, order)
             tasks.append(sender)
-        tasks += [self._spawn(self._send_group, g) for g in apprise_groups(others)]
-        return tasks
+        groups = at_once_groups(others, self._summarised)
+        return tasks + [self._spawn(self._send_group, g) for g in groups]
+
+    def _summarised(self, job: Job) -> bool:
+        notifier = self.notifiers.get(job.destination_kind or "")
+        return notifier is None or notifier.groups_held
 
     def _spawn(self, send: Callable[[T], Awaitable[None]], what: T) -> asyncio.Task[None]:
         # The coroutine is made in the task: a task cancelled before its first step (the

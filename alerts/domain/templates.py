@@ -6,7 +6,7 @@ or format spec, so a user's text can never reach into objects or run code.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from string import Formatter
 
 from alerts.domain.rules import RuleKind
@@ -52,7 +52,12 @@ def check_template(template: str, kind: RuleKind) -> None:
     """Raise `TemplateError` unless `template` uses only this kind's plain placeholders."""
     if len(template) > MAX_TEMPLATE_LENGTH:
         raise TemplateError(f"a message template is at most {MAX_TEMPLATE_LENGTH} characters")
-    allowed = placeholders_for(kind)
+    check_placeholders(template, placeholders_for(kind), f"a {kind.value} rule")
+
+
+def check_placeholders(template: str, allowed: Collection[str], user: str) -> None:
+    """Raise `TemplateError` unless `template` names only `allowed` placeholders, plainly;
+    the message lists what `user` ("a price_cross rule") may use."""
     try:
         parts = list(Formatter().parse(template))
     except ValueError as exc:
@@ -62,7 +67,7 @@ def check_template(template: str, kind: RuleKind) -> None:
             continue
         if field not in allowed:
             raise TemplateError(
-                f"unknown placeholder {{{field}}}; a {kind.value} rule can use "
+                f"unknown placeholder {{{field}}}; {user} can use "
                 + ", ".join(f"{{{name}}}" for name in allowed)
             )
         if spec or conversion:
