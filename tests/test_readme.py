@@ -18,5 +18,8 @@ def test_readme_has_a_working_example_for_every_rule_kind(api: Api) -> None:
     alice = api.user("alice")
     account = api.create("/v1/accounts", {"name": "main", "token": GOOD_TOKEN}, alice)
     assert account["id"] == 1  # the README's examples name account 1
+    for _ in range(2):  # and destinations 1 and 2
+        hook = {"kind": "webhook", "url": "https://example.com/hook"}
+        api.create("/v1/destinations", hook, alice)
     for body in bodies:
         api.create("/v1/rules", body, alice)

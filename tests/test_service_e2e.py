@@ -19,9 +19,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from alerts.simulator import Simulator, SimulatorConfig
+from tests.api_helpers import SECRET_KEY
 from tests.deployments import Deployment, Layout, deployed
 from tests.fake_telegram import TOKEN, FakeTelegram
 from tests.feed_helpers import eventually
+from tests.test_webhooks import documented_verify
+from tests.webhook import Receiver, serving
 
 ADMIN = "service-e2e-admin"
 CHAT = 777
@@ -95,6 +98,8 @@ async def service(layout: Layout) -> AsyncIterator[Service]:
             "TELEGRAM_BOT_TOKEN": TOKEN,
             "TELEGRAM_API_URL": tg.url,
             "ALERTS_ADMIN_TOKEN": ADMIN,
+            "ALERTS_SECRET_KEY": SECRET_KEY,  # to store webhooks
+            "ALERTS_ALLOW_PRIVATE_TARGETS": "true",  # the webhook receiver is local
         }
         async with deployed(layout, env) as deployment, deployment.client as client:
             yield Service(sim, tg, deployment, client)
@@ -204,3 +209,42 @@ async def test_mute_in_the_bot_holds_alerts_and_unmute_sends_one_summary(
     while await held() != ["sent", "sent"]:
         assert time.monotonic() < deadline, "not recorded as sent"
         await asyncio.sleep(0.1)
+
+
+async def test_a_blocked_chat_falls_back_to_a_signed_webhook(service: Service) -> None:
+    client, sim, tg = service.client, service.sim, service.tg
+    user = await service.user()
+    [chat] = (await client.get("/v1/destinations", headers=user)).json()["items"]
+    secret = "e2e-webhook-signing-secret"
+    async with serving(Receiver()) as hook:
+        body = {"kind": "webhook", "url": hook.url(scheme="http"), "secret": secret}
+        r = await client.post("/v1/destinations", json=body, headers=user)
+        assert r.status_code == 201, r.text
+        webhook = r.json()["id"]
+        body = {
+            "kind": "price_cross",
+            "symbol": BTC,
+            "level": "101",
+            "destination_ids": [chat["id"]],
+            "fallback_destination_ids": [webhook],
+        }
+        assert (await client.post("/v1/rules", json=body, headers=user)).status_code == 201
+        await service.armed(user, rules=1, price=Decimal("100"))
+        tg.fail_next(CHAT, status=403, description="Forbidden: bot was blocked by the user")
+        sim.set_price(BTC, Decimal("101.5"))
+        await eventually(lambda: len(hook.bodies) == 1, timeout=15, message="webhook called")
+        [headers], [raw], [sent] = hook.headers, hook.raw, hook.bodies
+        assert documented_verify()(secret, headers["X-Alerts-Signature"], raw)
+        assert sent["fallback"] is True and sent["values"]["price"] == "101.5"
+
+        async def both_shown() -> bool:
+            events = (await client.get("/v1/events", headers=user)).json()["items"]
+            shown = [(d["destination_id"], d["status"], d["fallback"]) for d in
+                     events[0]["deliveries"]]  # fmt: skip
+            return shown == [(chat["id"], "dead", False), (webhook, "sent", True)]
+
+        deadline = time.monotonic() + 10
+        while not await both_shown():
+            assert time.monotonic() < deadline, "the event does not show both deliveries"
+            await asyncio.sleep(0.1)
+    assert tg.texts(CHAT) == []

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
-from alerts.db.models import Rule, RuleDestination, SymbolStatus
+from alerts.db.models import Rule, RuleDestination, RuleFallback, SymbolStatus
 from alerts.db.outbox import rule_destination_ids
 from alerts.domain.rules import RuleKind
 from alerts.services.errors import NotFound
@@ -24,6 +24,7 @@ _STATE = (
     "expires_at",
     "message",
     "enabled",
+    "urgent",
     "snoozed_until",
     "fire_count",
     "last_fired_at",
@@ -47,17 +48,20 @@ def symbol_statuses(session: Session, symbols: Iterable[str | None]) -> dict[str
     return {row.symbol: row.status for row in session.execute(_STATUS_OF, {"symbols": wanted})}
 
 
-def public_rule(row: Rule, destination_ids: list[int], status: str | None) -> RulePublic:
+def public_rule(
+    row: Rule, destination_ids: list[int], status: str | None, *, fallbacks: list[int]
+) -> RulePublic:
     """A stored rule as the API shows it."""
     return public_rule_from(
         {"params": row.params, "kind": row.kind, **{f: getattr(row, f) for f in _STATE}},
         destination_ids,
         status,
+        fallbacks=fallbacks,
     )
 
 
 def public_rule_from(
-    values: dict[str, Any], destination_ids: list[int], status: str | None
+    values: dict[str, Any], destination_ids: list[int], status: str | None, *, fallbacks: list[int]
 ) -> RulePublic:
     """A rule as the API shows it, from the column values it was (or is being) stored with."""
     return rule_public_adapter.validate_python(
@@ -65,6 +69,7 @@ def public_rule_from(
             **values["params"],
             "kind": values["kind"],
             "destination_ids": destination_ids,
+            "fallback_destination_ids": fallbacks,
             "status": status,
             **{f: values.get(f) for f in _STATE},
         }
@@ -104,8 +109,25 @@ def read_rule(session: Session, user_id: int, rule_id: int) -> RulePublic:
     """One of the user's rules."""
     row = owned_rule(session, user_id, rule_id)
     return public_rule(
-        row, rule_destination_ids(session, rule_id), symbol_status(session, row.symbol)
+        row,
+        rule_destination_ids(session, rule_id),
+        symbol_status(session, row.symbol),
+        fallbacks=rule_fallbacks(session, [rule_id]).get(rule_id, []),
     )
+
+
+def rule_fallbacks(session: Session, rule_ids: list[int]) -> dict[int, list[int]]:
+    """Each rule's fallback destinations, in id order (a rule with none is left out)."""
+    found: dict[int, list[int]] = {}
+    if rule_ids:
+        links = session.exec(
+            select(RuleFallback)
+            .where(col(RuleFallback.rule_id).in_(rule_ids))
+            .order_by(col(RuleFallback.destination_id))
+        )
+        for link in links:
+            found.setdefault(link.rule_id, []).append(link.destination_id)
+    return found
 
 
 def list_rules(
@@ -144,6 +166,15 @@ def list_rules(
         for link in links:
             targets[link.rule_id].append(link.destination_id)
     statuses = symbol_statuses(session, (r.symbol for r in rows))
-    items = [public_rule(r, targets.get(r.id or 0, []), statuses.get(r.symbol or "")) for r in rows]
+    fallbacks = rule_fallbacks(session, list(targets))
+    items = [
+        public_rule(
+            r,
+            targets.get(r.id or 0, []),
+            statuses.get(r.symbol or ""),
+            fallbacks=fallbacks.get(r.id or 0, []),
+        )
+        for r in rows
+    ]
     next_cursor = str(rows[-1].id) if more and rows else None
     return RulePage(items=items, next_cursor=next_cursor)

@@ -34,6 +34,7 @@ from alerts.services.rule_kinds import (
 from alerts.services.rule_settings import (
     MAX_COOLDOWN_SECONDS,
     MAX_DESTINATIONS,
+    MAX_FALLBACKS,
     DestinationId,
     RuleSettings,
     Trigger,
@@ -79,6 +80,10 @@ class RuleUpdate(BaseModel):
     kind: RuleKind | None = None
     name: Name | None = None
     destination_ids: list[DestinationId] | None = Field(default=None, max_length=MAX_DESTINATIONS)
+    fallback_destination_ids: list[DestinationId] | None = Field(
+        default=None, max_length=MAX_FALLBACKS
+    )
+    urgent: bool | None = None
     trigger: Trigger | None = None
     cooldown_seconds: int | None = Field(default=None, ge=0, le=MAX_COOLDOWN_SECONDS)
     expires_at: datetime | None = None

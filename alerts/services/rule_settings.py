@@ -14,6 +14,7 @@ from alerts.domain.templates import TemplateError, check_template
 from alerts.domain.values import Message, Name
 
 MAX_DESTINATIONS = 20
+MAX_FALLBACKS = 5
 DestinationId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 MAX_COOLDOWN_SECONDS = 30 * 24 * 3600
 DEFAULT_COOLDOWN_SECONDS = 300
@@ -53,6 +54,13 @@ class RuleSettings(BaseModel):
         max_length=MAX_DESTINATIONS,
         description="Where to deliver; empty means the owner's own Telegram chat.",
     )
+    fallback_destination_ids: list[DestinationId] = Field(
+        default_factory=list,
+        max_length=MAX_FALLBACKS,
+        description="Where a firing goes when every delivery to `destination_ids` ended dead "
+        "(a chat that blocked the bot, a webhook that refused it); once per firing.",
+    )
+    urgent: bool = Field(default=False, description="Delivered through quiet hours.")
     trigger: Trigger = Trigger.ONCE
     cooldown_seconds: int = Field(
         default=DEFAULT_COOLDOWN_SECONDS,
@@ -69,10 +77,20 @@ class RuleSettings(BaseModel):
     )
     enabled: bool = True
 
-    @field_validator("destination_ids")
+    @field_validator("destination_ids", "fallback_destination_ids")
     @classmethod
     def _distinct_destinations(cls, value: list[int]) -> list[int]:
         return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _fallbacks_apart(self) -> RuleSettings:
+        both = set(self.destination_ids) & set(self.fallback_destination_ids)
+        if both:
+            raise ValueError(
+                f"fallback_destination_ids: destination {min(both)} is already in "
+                "destination_ids; a fallback is a different destination"
+            )
+        return self
 
     @field_validator("expires_at")
     @classmethod
@@ -100,6 +118,8 @@ class RuleState(BaseModel):
     )
     name: str
     destination_ids: list[int]
+    fallback_destination_ids: list[int]
+    urgent: bool
     trigger: Trigger
     cooldown_seconds: int
     expires_at: datetime | None

@@ -12,7 +12,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert
 from sqlmodel import Session, col
 
-from alerts.db.models import Account, Rule, RuleChange, RuleDestination, Ticker
+from alerts.db.models import Account, Rule, RuleChange, RuleDestination, RuleFallback, Ticker
 from alerts.db.outbox import delivery_targets, record_event, rule_destination_ids
 from alerts.domain.rules import SPEC_TYPES, RuleKind
 from alerts.domain.values import format_decimal
@@ -26,6 +26,7 @@ from alerts.services.rule_reads import (
     public_rule,
     public_rule_from,
     read_rule,
+    rule_fallbacks,
     symbol_status,
     symbol_statuses,
 )
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 _SETTINGS = set(RuleSettings.model_fields)
-_COLUMNS = ("trigger", "cooldown_seconds", "expires_at", "message", "enabled")
+_COLUMNS = ("trigger", "cooldown_seconds", "expires_at", "message", "enabled", "urgent")
 
 
 def _spec_params(data: BaseModel) -> dict[str, Any]:
@@ -75,11 +76,13 @@ def _check_references(
     user_id: int,
     *,
     destination_ids: list[int],
+    fallbacks: list[int],
     account_id: int | None,
     expires_at: datetime | None,
     now: datetime,
 ) -> None:
     owned_destination_ids(session, user_id, destination_ids)
+    owned_destination_ids(session, user_id, fallbacks, field="fallback_destination_ids")
     if account_id is not None:
         check_owned_account(session, user_id, account_id)
     if expires_at is not None and expires_at <= now:
@@ -87,15 +90,20 @@ def _check_references(
 
 
 def _write_links(
-    session: Session, rule_id: int, destination_ids: list[int], *, now: datetime
+    session: Session,
+    rule_id: int,
+    destination_ids: list[int],
+    fallbacks: list[int],
+    *,
+    now: datetime,
 ) -> None:
     # Core statements, not the ORM's unit of work, which would double the cost of a create
     # (rule creation rate is a goal: bench/api.py).
-    if destination_ids:
-        session.exec(
-            insert(RuleDestination),
-            params=[{"rule_id": rule_id, "destination_id": d} for d in destination_ids],
-        )
+    for table, ids in ((RuleDestination, destination_ids), (RuleFallback, fallbacks)):
+        if ids:
+            session.exec(
+                insert(table), params=[{"rule_id": rule_id, "destination_id": d} for d in ids]
+            )
     session.exec(insert(RuleChange).values(rule_id=rule_id, changed_at=now))
 
 
@@ -111,10 +119,12 @@ def _columns(data: BaseModel) -> dict[str, Any]:
 def add_rule(session: Session, user_id: int, data: RuleCreate, *, now: datetime) -> RulePublic:
     """Add a new rule to the session (the caller commits), after checking what it names."""
     destination_ids = list(data.destination_ids)
+    fallbacks = list(data.fallback_destination_ids)
     _check_references(
         session,
         user_id,
         destination_ids=destination_ids,
+        fallbacks=fallbacks,
         account_id=getattr(data, "account_id", None),
         expires_at=data.expires_at,
         now=now,
@@ -129,9 +139,9 @@ def add_rule(session: Session, user_id: int, data: RuleCreate, *, now: datetime)
         "updated_at": now,
     }
     rule_id = session.exec(insert(Rule).values(**values).returning(col(Rule.id))).scalar_one()
-    _write_links(session, rule_id, destination_ids, now=now)
+    _write_links(session, rule_id, destination_ids, fallbacks, now=now)
     status = symbol_status(session, values["symbol"])
-    return public_rule_from({**values, "id": rule_id}, destination_ids, status)
+    return public_rule_from({**values, "id": rule_id}, destination_ids, status, fallbacks=fallbacks)
 
 
 def create_rule(
@@ -163,6 +173,7 @@ def update_rule(
         **row.params,
         "kind": row.kind,
         "destination_ids": current_destinations,
+        "fallback_destination_ids": rule_fallbacks(session, [rule_id]).get(rule_id, []),
         **{field: getattr(row, field) for field in _COLUMNS},
     }
     old = rule_create_adapter.validate_python(current)
@@ -173,6 +184,7 @@ def update_rule(
         session,
         user_id,
         destination_ids=patch.get("destination_ids") or [],
+        fallbacks=patch.get("fallback_destination_ids") or [],
         account_id=patch.get("account_id"),
         expires_at=patch.get("expires_at"),
         now=now,
@@ -186,9 +198,11 @@ def update_rule(
     row.updated_at = now
     session.add(row)
     session.exec(sql_delete(RuleDestination).where(col(RuleDestination.rule_id) == rule_id))
-    _write_links(session, rule_id, list(merged.destination_ids), now=now)
+    session.exec(sql_delete(RuleFallback).where(col(RuleFallback.rule_id) == rule_id))
+    destinations, fallbacks = list(merged.destination_ids), list(merged.fallback_destination_ids)
+    _write_links(session, rule_id, destinations, fallbacks, now=now)
     session.commit()
-    return public_rule(row, list(merged.destination_ids), symbol_status(session, row.symbol))
+    return public_rule(row, destinations, symbol_status(session, row.symbol), fallbacks=fallbacks)
 
 
 def switch_rule(
@@ -211,7 +225,10 @@ def switch_rule(
     session.add(RuleChange(rule_id=rule_id, changed_at=now))
     session.commit()
     return public_rule(
-        row, rule_destination_ids(session, rule_id), symbol_status(session, row.symbol)
+        row,
+        rule_destination_ids(session, rule_id),
+        symbol_status(session, row.symbol),
+        fallbacks=rule_fallbacks(session, [rule_id]).get(rule_id, []),
     )
 
 

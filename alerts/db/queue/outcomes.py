@@ -1,5 +1,6 @@
-"""Recording each attempt's outcome: the attempt row, the delivery's new state, and the
-destination's, when the attempt showed it disabled or moved."""
+"""Recording each attempt's outcome: the attempt row, the delivery's new state, the
+destination's, when the attempt showed it disabled or moved, and a firing's fallback
+deliveries when its last primary delivery ended dead (`alerts.db.fallbacks`)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session
 
+from alerts.db.fallbacks import fall_back
 from alerts.db.models import Destination, TelegramChat
 from alerts.db.queue.claims import Job
-from alerts.db.queue.statements import ATTEMPTS, DELIVERIES, SENT
+from alerts.db.queue.statements import ATTEMPTS, DEAD, DELIVERIES, SENT
 from alerts.db.session import Database
 
 
@@ -71,6 +73,13 @@ def finish_many(db: Database, attempts: list[Attempt]) -> None:
                 a.outcome.disable_reason or a.outcome.new_chat_id
             ):
                 _change_destination(session, a)
+        dead = [
+            (a.job.event_id, a.job.rule_id)
+            for a in attempts
+            if a.outcome.status == DEAD and not a.job.fallback
+        ]
+        if dead:
+            fall_back(session, dead, max(a.started for a in attempts))
         session.commit()
 
 
