@@ -10,6 +10,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from alerts.db import queue
 from alerts.db.queue import Job, Outcome
@@ -17,6 +18,9 @@ from alerts.db.session import Database
 from alerts.delivery.config import WorkerConfig
 from alerts.delivery.errors import SendFailed
 from alerts.metrics import Metrics
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter, Histogram
 
 logger = logging.getLogger("alerts.delivery")
 
@@ -44,6 +48,7 @@ class Ledger:
         self.failed = 0
         self.dead = 0
         self._finished: list[queue.Attempt] = []
+        self._counters: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._flushing: set[asyncio.Task[None]] = set()
 
     def after_failure(self, job: Job, exc: SendFailed) -> Outcome:
@@ -129,7 +134,12 @@ class Ledger:
     def _count(self, jobs: Sequence[Job], status: str, now: datetime) -> None:
         for job in jobs:
             target = job.destination_kind or "none"
-            self.metrics.deliveries.labels(target, status).inc()
+            counted = self._counters.get((target, status))
+            if counted is None:  # `labels()` looks up and locks: once per (target, status)
+                counted = self._counters[target, status] = (
+                    self.metrics.deliveries.labels(target, status),
+                    self.metrics.delivery_latency.labels(target),
+                )
+            counted[0].inc()
             if status == queue.SENT:
-                latency = (now - job.fired_at).total_seconds()
-                self.metrics.delivery_latency.labels(target).observe(latency)
+                counted[1].observe((now - job.fired_at).total_seconds())
