@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from datetime import timedelta
@@ -63,6 +64,14 @@ def make_engine(settings: Settings, db: Database, *, metrics: Metrics | None = N
         rest_url=settings.xrocket_api_url,
     )
     return Engine(db, config, _box(settings), metrics=metrics)
+
+
+def freeze_heap() -> None:
+    """Leave what start-up made (modules, settings, the wiring: ~275,000 objects, all kept for
+    the process's life) out of the garbage collector's full passes: each one walked them all,
+    ~0.3 s on the benchmark's VM, several times per 5,000 webhooks sent, freeing nothing."""
+    gc.collect()
+    gc.freeze()
 
 
 def make_worker(
@@ -221,6 +230,7 @@ async def run_worker(settings: Settings) -> None:
     stopping = _stop_signals()
     metrics = Metrics()
     worker = make_worker(settings, db, metrics=metrics)
+    freeze_heap()
     task = asyncio.create_task(worker.run(), name="delivery worker")
     logger.info("delivery worker running (lease %s s)", settings.delivery_lease)
     try:
@@ -297,9 +307,10 @@ async def run_all(settings: Settings, host: str, port: int) -> None:
     metrics = Metrics()
     stopping = _stop_signals()
     worker = make_worker(settings, db, metrics=metrics)
+    bot = make_bot(settings, db)
+    freeze_heap()  # the engine freezes again once its rules are loaded
     engine_task = asyncio.create_task(lead_engine(settings, db, metrics=metrics), name="engine")
     worker_task = asyncio.create_task(worker.run(), name="delivery worker")
-    bot = make_bot(settings, db)
     bot_task = asyncio.create_task(_run_bot(db, bot), name="telegram bot") if bot else None
     api_task = asyncio.create_task(serve_api(settings, db, host, port, metrics=metrics), name="api")
     stop_task = asyncio.create_task(stopping.wait())
