@@ -340,3 +340,21 @@ async def test_a_kept_connection_the_receiver_closed_costs_no_attempt(world: Wor
         assert await world.worker.run_once()
     assert world.delivery(first).status == world.delivery(second).status == "sent"
     assert world.delivery(second).attempts == 1 and len(set(receiver.peers)) == 2
+
+
+async def test_what_quiet_hours_held_goes_to_a_webhook_one_by_one_marked_held(
+    world: World,
+) -> None:
+    destination = world.destination()
+    ids = [world.fire(destination)[1] for _ in range(3)]
+    with world.db.session() as session:  # as the hold stage leaves them when quiet hours end
+        for delivery_id in ids:
+            row = session.get(Delivery, delivery_id)
+            assert row is not None
+            row.held, row.hold_reason = True, "quiet"
+            session.add(row)
+        session.commit()
+    assert await world.worker.run_once()
+    assert sorted(b["delivery_id"] for b in world.hook.bodies) == ids
+    assert all(b["held"] is True and b["type"] == "alert" for b in world.hook.bodies)
+    assert sorted(h["Idempotency-Key"] for h in world.hook.headers) == sorted(map(str, ids))
