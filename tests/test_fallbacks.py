@@ -16,7 +16,7 @@ from sqlmodel import col, select
 
 from alerts.db import queue
 from alerts.db.migrate import upgrade
-from alerts.db.models import Delivery, Destination, Rule, RuleDestination, RuleFallback, User
+from alerts.db.models import Delivery
 from alerts.db.outbox import record_event
 from alerts.db.queue import Attempt, Outcome, claim, finish_many
 from alerts.db.session import Database
@@ -26,6 +26,7 @@ from alerts.delivery.webhook import WebhookNotifier
 from alerts.delivery.worker import DeliveryWorker
 from alerts.security import SecretBox
 from tests.api_helpers import SECRET_KEY, Api
+from tests.factories import add_destination, add_rule, add_user
 from tests.fake_telegram import TOKEN, FakeTelegram
 from tests.webhook import Receiver, serving
 
@@ -43,28 +44,14 @@ class World:
     worker: DeliveryWorker
     user_id: int
 
-    def destination(self, **fields: Any) -> int:
-        with self.db.session() as session:
-            row = Destination(user_id=self.user_id, name="d", **fields)
-            session.add(row)
-            session.commit()
-            assert row.id is not None
-            return row.id
+    def destination(self, kind: str, **fields: Any) -> int:
+        return add_destination(self.db, self.user_id, kind, **fields)
 
     def webhook(self) -> int:
-        return self.destination(kind="webhook", url_sealed=self.box.seal(self.hook.url("", "http")))
+        return self.destination("webhook", url_sealed=self.box.seal(self.hook.url("", "http")))
 
     def rule(self, primaries: list[int], fallbacks: list[int]) -> int:
-        with self.db.session() as session:
-            rule = Rule(user_id=self.user_id, kind="price_cross", name="BTC 70k", symbol="BTC-USDT")
-            rule.params = {"symbol": "BTC-USDT", "level": "70000"}
-            session.add(rule)
-            session.flush()
-            assert rule.id is not None
-            session.add_all(RuleDestination(rule_id=rule.id, destination_id=d) for d in primaries)
-            session.add_all(RuleFallback(rule_id=rule.id, destination_id=d) for d in fallbacks)
-            session.commit()
-            return rule.id
+        return add_rule(self.db, self.user_id, destinations=primaries, fallbacks=fallbacks)
 
     def fire(self, rule_id: int, destinations: list[int]) -> int:
         with self.db.session() as session:
@@ -99,12 +86,7 @@ class World:
 async def world(database_url: str) -> AsyncIterator[World]:
     upgrade(database_url)
     db = Database(database_url)
-    with db.session() as session:
-        user = User(name="alice", telegram_user_id=CHAT)
-        session.add(user)
-        session.commit()
-        assert user.id is not None
-        user_id = user.id
+    user_id = add_user(db, telegram_user_id=CHAT)
     box = SecretBox(SECRET_KEY)
     async with FakeTelegram() as tg, serving(Receiver()) as hook:
         fast = Limits(bot_per_second=1000, private_interval=0.0, group_per_minute=1000)
@@ -121,7 +103,7 @@ async def world(database_url: str) -> AsyncIterator[World]:
 async def test_a_blocked_chat_sends_the_firing_to_the_fallback_webhook_once(
     world: World,
 ) -> None:
-    chat = world.destination(kind="telegram", chat_id=CHAT)
+    chat = world.destination("telegram", chat_id=CHAT)
     hook = world.webhook()
     rule = world.rule([chat], [hook])
     world.tg.fail_next(CHAT, **BLOCKED)
@@ -140,8 +122,8 @@ async def test_a_blocked_chat_sends_the_firing_to_the_fallback_webhook_once(
 
 
 async def test_no_fallback_while_a_primary_delivery_went_through(world: World) -> None:
-    blocked = world.destination(kind="telegram", chat_id=CHAT)
-    fine = world.destination(kind="telegram", chat_id=OTHER_CHAT)
+    blocked = world.destination("telegram", chat_id=CHAT)
+    fine = world.destination("telegram", chat_id=OTHER_CHAT)
     hook = world.webhook()
     rule = world.rule([blocked, fine], [hook])
     world.tg.fail_next(CHAT, **BLOCKED)
@@ -152,7 +134,7 @@ async def test_no_fallback_while_a_primary_delivery_went_through(world: World) -
 
 
 async def test_a_rule_without_fallbacks_just_ends_dead(world: World) -> None:
-    chat = world.destination(kind="telegram", chat_id=CHAT)
+    chat = world.destination("telegram", chat_id=CHAT)
     rule = world.rule([chat], [])
     world.tg.fail_next(CHAT, **BLOCKED)
     event = world.fire(rule, [chat])
@@ -163,8 +145,8 @@ async def test_a_rule_without_fallbacks_just_ends_dead(world: World) -> None:
 def test_two_workers_recording_the_last_two_dead_deliveries_fall_back_once(
     world: World,
 ) -> None:
-    first = world.destination(kind="telegram", chat_id=CHAT)
-    second = world.destination(kind="telegram", chat_id=OTHER_CHAT)
+    first = world.destination("telegram", chat_id=CHAT)
+    second = world.destination("telegram", chat_id=OTHER_CHAT)
     hook = world.webhook()
     rule = world.rule([first, second], [hook])
     event = world.fire(rule, [first, second])

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from alerts.db.migrate import upgrade
-from alerts.db.models import Delivery, Destination, Rule, User
+from alerts.db.models import Delivery, Destination
 from alerts.db.outbox import record_event
 from alerts.db.session import Database
 from alerts.delivery.webhook import WebhookNotifier, retry_after
@@ -26,6 +26,7 @@ from alerts.feed.backoff import Backoff
 from alerts.security import SecretBox
 from tests.api_helpers import SECRET_KEY, Api
 from tests.clocks import Clock
+from tests.factories import add_destination, add_rule, add_user
 from tests.webhook import Receiver, serving
 
 T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -56,12 +57,7 @@ class World:
 
     def destination(self, **fields: Any) -> int:
         fields.setdefault("url_sealed", self.box.seal(self.hook.url(scheme="http")))
-        with self.db.session() as session:
-            row = Destination(user_id=self.user_id, kind="webhook", name="hook", **fields)
-            session.add(row)
-            session.commit()
-            assert row.id is not None
-            return row.id
+        return add_destination(self.db, self.user_id, "webhook", **fields)
 
     def fire(self, destination_id: int) -> tuple[int, int]:
         """An event with one pending delivery to `destination_id`: (event id, delivery id)."""
@@ -93,16 +89,8 @@ class World:
 async def world(database_url: str) -> AsyncIterator[World]:
     upgrade(database_url)
     db = Database(database_url)
-    with db.session() as session:
-        user = User(name="alice")
-        session.add(user)
-        session.flush()
-        assert user.id is not None
-        rule = Rule(user_id=user.id, kind="price_cross", name="BTC 70k", symbol="BTC-USDT")
-        rule.params = {"symbol": "BTC-USDT", "level": "70000"}
-        session.add(rule)
-        session.commit()
-        user_id, rule_id = user.id, rule.id or 0
+    user_id = add_user(db)
+    rule_id = add_rule(db, user_id)
     clock = Clock(T0)
     box = SecretBox(SECRET_KEY)
     webhooks = WebhookNotifier(allow_private=True, timeout=5)  # the receiver is local
