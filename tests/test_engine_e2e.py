@@ -282,3 +282,43 @@ async def test_a_failed_read_of_rule_changes_is_logged_and_read_again(
     assert calls >= 3
     assert "following rule changes (after change" in caplog.text
     assert "OSError: connection refused" in caplog.text
+
+
+async def test_a_rearming_rule_waits_across_a_restart_and_fires_once_re_armed(
+    world: World,
+) -> None:
+    body = {"kind": "price_cross", "symbol": BTC, "level": "105", "trigger": "every"}
+    rule = await world.post("/v1/rules", {**body, "cooldown_seconds": 0, "rearm_percent": "2"})
+    engine = world.engine()
+    await engine.start()
+    try:
+        await world.subscribed("ticker", BTC)
+        await eventually(lambda: rule["id"] in engine.evaluator.rules, message="rule armed")
+        world.sim.set_price(BTC, Decimal("106"))
+        await eventually(lambda: len(world.events(rule["id"])) == 1, message="first crossing")
+        for price in ("104", "105.5", "103"):  # wobbles: not 2% below 105 (102.9) yet
+            world.sim.set_price(BTC, Decimal(price))
+        await eventually(lambda: engine.evaluator.prices.get((BTC, "last")) == Decimal("103"))
+    finally:
+        await engine.stop()
+    assert len(world.events(rule["id"])) == 1
+    with world.db.session() as session:
+        row = session.get(Rule, rule["id"])
+        assert row is not None and row.state == {"rearm_at": "102.90", "falling": True}
+
+    engine = world.engine()  # still waiting after the restart: 106 does not fire
+    await engine.start()
+    try:
+        await eventually(lambda: rule["id"] in engine.evaluator.rules, message="rule loaded")
+        world.sim.set_price(BTC, Decimal("106"))
+        await eventually(lambda: engine.evaluator.prices.get((BTC, "last")) == Decimal("106"))
+        assert len(world.events(rule["id"])) == 1
+        world.sim.set_price(BTC, Decimal("102"))  # 2% below: re-armed (and stored so)
+        world.sim.set_price(BTC, Decimal("106"))
+        await eventually(lambda: len(world.events(rule["id"])) == 2, message="re-armed crossing")
+        await engine._flush()
+    finally:
+        await engine.stop()
+    with world.db.session() as session:
+        row = session.get(Rule, rule["id"])
+        assert row is not None and row.state == {"rearm_at": "102.90", "falling": True}

@@ -5,7 +5,7 @@ around these writes is `alerts.engine.recorder`."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Collection, Hashable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -43,6 +43,8 @@ _FIRED = per_dialect(
         .values(fire_count=_R.fire_count + bindparam("n"), last_fired_at=bindparam("at"))
     )
 )
+_STATE_OF = update(_RULES).where(_R.id == bindparam("rid")).values(state=bindparam("state"))
+_CLEARED = update(_RULES).where(_R.id.in_(bindparam("ids", expanding=True))).values(state=None)
 _DISABLED = per_dialect(
     lambda dialect: (
         update(_RULES)
@@ -134,6 +136,16 @@ def _update_rules(conn: Connection, hits: list[Hit]) -> None:
     once = {hit.rule_id: fired[hit.rule_id][1] for hit in hits if hit.once}
     for at, ids in _grouped(once.items()).items():
         conn.execute(_DISABLED[dialect], {"ids": ids, "at": at})
+    states = [{"rid": h.rule_id, "state": h.rule_state} for h in hits if h.rule_state]
+    if states:  # re-arm waits (few: only rules with rearm_percent)
+        conn.execute(_STATE_OF, states)
+
+
+def clear_rule_states(db: Database, rule_ids: Collection[int]) -> None:
+    """Forget the stored re-arm waits of rules that re-armed."""
+    with db.writing() as session:
+        session.execute(_CLEARED, {"ids": sorted(rule_ids)})
+        session.commit()
 
 
 K = TypeVar("K", bound=Hashable)

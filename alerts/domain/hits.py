@@ -21,3 +21,5 @@ class Hit:
     after_gap: bool = False
     dedup_key: str | None = None
     price_source: str | None = field(default=None, compare=False)
+    # What the rule's stored `state` becomes with this hit (a re-arm wait), if anything.
+    rule_state: dict[str, object] | None = field(default=None, compare=False)

@@ -18,6 +18,10 @@ CandleInterval = Literal["1min", "5min", "15min", "30min", "1hour", "4hour", "1d
 MIN_WINDOW_SECONDS = 10
 MAX_WINDOW_SECONDS = 7 * 24 * 3600
 MAX_ID = 2**31 - 1
+REARM = (
+    "With trigger `every`: after firing, the rule fires again only once the price has gone "
+    "back this many percent past the level (the edge it crossed, for a range)."
+)
 
 
 class RuleKind(StrEnum):
@@ -91,6 +95,7 @@ class PriceCross(_MarketSpec):
     level: Price
     direction: Direction = Direction.ANY
     source: PriceSource = PriceSource.LAST
+    rearm_percent: Percent | None = Field(default=None, description=REARM)
 
     def describe(self) -> str:
         """E.g. "BTC-USDT crosses 70000 up"."""
@@ -106,6 +111,7 @@ class PriceRange(_MarketSpec):
     high: Price
     on: RangeEdge = RangeEdge.ANY
     source: PriceSource = PriceSource.LAST
+    rearm_percent: Percent | None = Field(default=None, description=REARM)
 
     @model_validator(mode="after")
     def _ordered(self) -> PriceRange:

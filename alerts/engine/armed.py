@@ -53,10 +53,12 @@ class Armed:
         "kind",
         "last_fired",
         "mode",
+        "rearm",
         "snoozed",
         "source",
         "symbol",
         "user_id",
+        "waiting",
         "window",
     )
 
@@ -77,6 +79,10 @@ class Armed:
         self.expires: float | None = None
         self.snoozed: float | None = None
         self.last_fired: float | None = None
+        # price_cross/price_range with rearm_percent: the fraction, and what a rule that fired
+        # waits for before it may fire again (see `alerts.engine.rearm`).
+        self.rearm: Decimal | None = None
+        self.waiting: tuple[Decimal, bool] | None = None
 
     def open_at(self, now: float) -> bool:
         """Not expired and not snoozed."""
@@ -99,6 +105,7 @@ class Armed:
         *,
         after_gap: bool = False,
         dedup: str | None = None,
+        state: dict[str, object] | None = None,
     ) -> Hit:
         """This rule's hit at `now`, with `values` (an `every` rule's cooldown starts)."""
         if self.every:
@@ -115,6 +122,7 @@ class Armed:
             after_gap=after_gap,
             dedup_key=dedup,
             price_source=self.source,
+            rule_state=state,
         )
 
     def __repr__(self) -> str:
@@ -133,6 +141,7 @@ def arm(row: Mapping[str, Any]) -> Armed:
         row.get("expires_at"),
         row.get("snoozed_until"),
         row.get("last_fired_at"),
+        row.get("state"),
     )
 
 
@@ -146,6 +155,7 @@ def arm_fields(
     expires_at: datetime | None,
     snoozed_until: datetime | None,
     last_fired_at: datetime | None,
+    state: Any = None,
 ) -> Armed:
     """`arm` from the columns themselves (the start-up load's fast path)."""
     kind = _KINDS.get(kind_name)
@@ -164,8 +174,10 @@ def arm_fields(
         rule.source = _text(str(source))
     if kind is RuleKind.PRICE_CROSS:
         rule.a, rule.mode = _dec(p["level"]), _text(p.get("direction", "any"))
+        _rearm(rule, p, state)
     elif kind is RuleKind.PRICE_RANGE:
         rule.a, rule.b, rule.mode = _dec(p["low"]), _dec(p["high"]), _text(p.get("on", "any"))
+        _rearm(rule, p, state)
     elif kind is RuleKind.PERCENT_CHANGE:
         rule.a, rule.mode = _dec(p["percent"]), _text(p.get("direction", "any"))
         rule.window = int(p["window_seconds"])
@@ -191,3 +203,11 @@ def arm_fields(
         rule.mode = p.get("condition", "change")
         rule.a = _dec(p.get("amount"))
     return rule
+
+
+def _rearm(rule: Armed, p: Mapping[str, Any], state: Any) -> None:
+    percent = _dec(p.get("rearm_percent"))
+    if percent is not None and rule.every:
+        rule.rearm = percent / 100
+        if isinstance(state, dict) and "rearm_at" in state:
+            rule.waiting = (Decimal(str(state["rearm_at"])), bool(state.get("falling")))

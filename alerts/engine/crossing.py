@@ -11,6 +11,7 @@ from alerts.domain.hits import Hit
 from alerts.domain.rules import RuleKind
 from alerts.domain.values import format_decimal as fmt
 from alerts.engine.armed import Armed
+from alerts.engine.rearm import stored, wait_after
 
 
 def _inside(rule: Armed, price: Decimal) -> bool:
@@ -22,7 +23,10 @@ def _inside(rule: Armed, price: Decimal) -> bool:
 def crossing(
     rule: Armed, previous: Decimal, price: Decimal, now: datetime, gap: bool
 ) -> Hit | None:
-    """A price_cross or price_range rule's hit as the price went from `previous` to `price`."""
+    """A price_cross or price_range rule's hit as the price went from `previous` to `price`
+    (none while it waits to re-arm; a hit starts that wait, see `alerts.engine.rearm`)."""
+    if rule.waiting is not None:
+        return None
     values = {"symbol": rule.symbol or "", "price": fmt(price), "source": rule.source}
     values["previous"] = fmt(previous)
     assert rule.a is not None
@@ -37,13 +41,20 @@ def crossing(
         if rule.mode != "any" and rule.mode != way:
             return None
         values.update(level=fmt(level), direction=way)
+        edge = level
     else:
         was, now_in = _inside(rule, previous), _inside(rule, price)
         if was == now_in:
             return None
-        edge = "enter" if now_in else "exit"
-        if rule.mode != "any" and rule.mode != edge:
+        side = "enter" if now_in else "exit"
+        if rule.mode != "any" and rule.mode != side:
             return None
         assert rule.b is not None
-        values.update(low=fmt(rule.a), high=fmt(rule.b), direction=edge)
-    return rule.fire(now, values, after_gap=gap)
+        values.update(low=fmt(rule.a), high=fmt(rule.b), direction=side)
+        # The edge crossed: low going up into the range or down out of it; else high.
+        edge = rule.a if now_in == (price > previous) else rule.b
+    wait = wait_after(rule, edge, up=price > previous)
+    if wait is None:
+        return rule.fire(now, values, after_gap=gap)
+    rule.waiting = wait
+    return rule.fire(now, values, after_gap=gap, state=stored(wait))

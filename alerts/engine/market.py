@@ -21,6 +21,7 @@ from alerts.engine.accounts import Skip
 from alerts.engine.armed import Armed
 from alerts.engine.crossing import crossing
 from alerts.engine.index import SortedRules, Window
+from alerts.engine.rearm import Waiting
 
 _HUNDRED = Decimal(100)
 _SOURCES = ("last", "bid", "ask")
@@ -41,6 +42,7 @@ class MarketRules:
         self._trades: dict[tuple[str, str], SortedRules] = {}
         self._spreads: dict[str, SortedRules] = {}
         self._spread_prev: dict[str, Decimal] = {}
+        self.waiting = Waiting()  # rules that fired and wait to re-arm
 
     # --- the index ---------------------------------------------------------------------
 
@@ -73,6 +75,7 @@ class MarketRules:
         """Index a market rule, in key order."""
         for index, key in self._slots(rule):
             index.add(key, rule)
+        self.waiting.watch(rule)
 
     def append(self, rule: Armed) -> list[SortedRules]:
         """Index a market rule unsorted (a bulk load); returns the indexes to sort after."""
@@ -80,12 +83,14 @@ class MarketRules:
         for index, key in self._slots(rule):
             index.append(key, rule)
             indexes.append(index)
+        self.waiting.watch(rule)
         return indexes
 
     def remove(self, rule: Armed) -> None:
         """Take a market rule out of its indexes."""
         for index, key in self._slots(rule):
             index.remove(key, rule)
+        self.waiting.forget(rule)
 
     # --- evaluation --------------------------------------------------------------------
 
@@ -105,6 +110,7 @@ class MarketRules:
                 index = self._levels.get(key)
                 if index is not None and index.rules:
                     hits += self._crossings(index, previous, price, t, now, gap, skip)
+                self.waiting.check(key, price)  # after the crossings: a hit never re-arms
             groups = self._percent.get(key)
             if groups:
                 hits += self._moves(symbol, source, groups, price, t, now, skip)
@@ -135,6 +141,7 @@ class MarketRules:
                 continue
             if hit is not None:
                 hits.append(hit)
+                self.waiting.watch(rule)
         return hits
 
     def _moves(

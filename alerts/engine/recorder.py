@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from alerts.db.recording import record
+from alerts.db.recording import clear_rule_states, record
 from alerts.db.session import Database
 from alerts.domain.events import Ticker
 from alerts.domain.hits import Hit
@@ -66,12 +66,20 @@ class Recorder:
         self._hits: list[Hit] = []
         self._prices: dict[str, Ticker] = {}
         self._accounts: set[int] = set()
+        self._rearmed: set[int] = set()
         self._wake = asyncio.Event()
 
     def add(self, hits: list[Hit]) -> None:
         """Hits to record now."""
         self._hits.extend(hits)
+        # A hit's own rule state is newer than a re-arm still waiting to be written.
+        self._rearmed.difference_update(h.rule_id for h in hits if h.rule_state is not None)
         self._wake.set()
+
+    def rearmed(self, rule_ids: list[int]) -> None:
+        """Rules that re-armed (`alerts.engine.rearm`): their stored wait is cleared with the
+        next periodic write."""
+        self._rearmed.update(rule_ids)
 
     def ticker(self, ticker: Ticker) -> None:
         """A symbol's latest prices, to persist with its next hit or periodically."""
@@ -121,10 +129,21 @@ class Recorder:
                 self._failing_since = None
 
     async def flush(self) -> None:
-        """Write everything pending, in one transaction (on stopping, and for tests)."""
+        """Write everything pending (on stopping, and for tests)."""
         await self._write(list(self._prices), every=True)
+        await self._write_rearmed()
+
+    async def _write_rearmed(self) -> None:
+        if self._rearmed:
+            cleared, self._rearmed = self._rearmed, set()
+            try:
+                await self.db.call(clear_rule_states, self.db, cleared)
+            except Exception:
+                self._rearmed |= cleared  # for the next round (`run` logs the outage)
+                raise
 
     async def _write_state(self) -> None:
+        await self._write_rearmed()
         # The symbols waiting now; prices arriving meanwhile wait for the next round.
         symbols = list(self._prices)
         for start in range(0, max(len(symbols), 1), self.batch):

@@ -139,7 +139,14 @@ class Engine(Following):
         """An order from the history after a gap (see `alerts.engine.catchup`)."""
         self._evaluated_event(order, self.evaluator.evaluate_late(order, self.clock(), late))
 
+    def _note_rearmed(self) -> None:
+        rearmed = self.evaluator.market.waiting.rearmed
+        if rearmed:
+            self.recorder.rearmed(rearmed)
+            rearmed.clear()
+
     def _evaluated_event(self, event: FeedEvent, hits: list[Hit]) -> None:
+        self._note_rearmed()
         if self.evaluator.disarmed:
             for rule in self.evaluator.disarmed:
                 self.wanted.count(rule, -1)
@@ -186,6 +193,8 @@ class Engine(Following):
             self.evaluator.accounts.restore(account, state)
         self.evaluator.gaps = {symbol for symbol, _ in prices}
         await asyncio.to_thread(self._load_rules)
+        self.evaluator.market.waiting.recheck(self.evaluator.prices)
+        self._note_rearmed()
         logger.info(
             "armed %d rules in %.1f s", len(self.evaluator.rules), time.perf_counter() - started
         )

@@ -34,6 +34,7 @@ _RULE_COLUMNS = (
     col(Rule.expires_at),
     col(Rule.snoozed_until),
     col(Rule.last_fired_at),
+    col(Rule.state),
 )
 
 
@@ -47,7 +48,7 @@ def _armed(rows: Any) -> Iterator[Armed]:
 
 _LOAD = (
     "SELECT id, user_id, kind, params, trigger, cooldown_seconds, expires_at, snoozed_until,"
-    " last_fired_at FROM rules WHERE enabled"
+    " last_fired_at, state FROM rules WHERE enabled"
 )
 
 
@@ -66,9 +67,11 @@ def load_rules(db: Database, batch: int = 20_000) -> Iterator[Armed]:
         cursor = raw.cursor()
         cursor.execute(_LOAD)
         while rows := cursor.fetchmany(batch):
-            for rid, uid, kind, params, trigger, cooldown, expires, snoozed, fired in rows:
+            for rid, uid, kind, params, trigger, cooldown, expires, snoozed, fired, state in rows:
                 try:
                     spec = decode(params) if isinstance(params, str | bytes) else params
+                    if isinstance(state, str | bytes):
+                        state = decode(state)
                     yield arm_fields(
                         rid,
                         uid,
@@ -79,6 +82,7 @@ def load_rules(db: Database, batch: int = 20_000) -> Iterator[Armed]:
                         _when(expires),
                         _when(snoozed),
                         _when(fired),
+                        state,
                     )
                 except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
                     logger.warning("rule %s skipped: stored fields not understood (%s)", rid, exc)

@@ -93,6 +93,7 @@ class RuleUpdate(BaseModel):
     level: Price | None = None
     direction: Literal["up", "down", "any", "above", "below"] | None = None
     source: Literal["last", "bid", "ask"] | None = None
+    rearm_percent: Percent | None = None
     low: Price | None = None
     high: Price | None = None
     on: Literal["enter", "exit", "any"] | None = None

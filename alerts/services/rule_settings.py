@@ -98,6 +98,14 @@ class RuleSettings(BaseModel):
         return utc_expiry(value)
 
     @model_validator(mode="after")
+    def _rearm_with_every(self) -> RuleSettings:
+        if getattr(self, "rearm_percent", None) is not None and self.trigger is not Trigger.EVERY:
+            raise ValueError(
+                'rearm_percent: applies to trigger "every" (a "once" rule never fires again)'
+            )
+        return self
+
+    @model_validator(mode="after")
     def _checked_template(self) -> RuleSettings:
         if self.message is not None:
             try:

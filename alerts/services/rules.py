@@ -195,6 +195,7 @@ def update_rule(
         row.name = _default_name(merged)  # a name we made follows the fields it was made from
     for field, value in _columns(merged).items():
         setattr(row, field, value)
+    row.state = None  # a changed rule starts afresh (no re-arm wait)
     row.updated_at = now
     session.add(row)
     session.exec(sql_delete(RuleDestination).where(col(RuleDestination.rule_id) == rule_id))
