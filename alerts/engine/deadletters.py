@@ -5,6 +5,7 @@ that tells a bad row (the database answers) from a database that is down (it doe
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.db.models import DeadLetter
 from alerts.db.session import Database
+from alerts.domain.events import Ticker
 
 logger = logging.getLogger("alerts.engine")
 
@@ -79,3 +81,14 @@ def database_answers(db: Database) -> bool:
     except SQLAlchemyError:
         return False
     return True
+
+
+def ticker_values(ticker: Ticker) -> dict[str, object]:
+    """What a dead-lettered price keeps."""
+    return {"last": ticker.last, "bid": ticker.bid, "ask": ticker.ask}
+
+
+def balance_values(balances: Mapping[int, Mapping[str, Any]]) -> dict[str, object]:
+    """What a dead-lettered account state keeps (one account's)."""
+    account, values = next(iter(balances.items()))
+    return {"account": account, **values}

@@ -235,7 +235,11 @@ class Recorder:
                 await self._record([], price, balance, now)
             except Exception as exc:  # this row alone: `_dead` logs and keeps it, or re-raises
                 symbol = next(iter(price), None)
-                kept = _ticker_values(price[symbol]) if symbol else _balance_values(balance)
+                kept = (
+                    deadletters.ticker_values(price[symbol])
+                    if symbol
+                    else deadletters.balance_values(balance)
+                )
                 if not await self._dead(exc, kind=kind, symbol=symbol, values=kept):
                     left = singles[n:]
                     self._retry_later(
@@ -295,12 +299,3 @@ def _account(hit: Hit) -> str | None:
 
 def _keys(balances: Mapping[int, object]) -> set[str]:
     return {str(a) for a in balances}
-
-
-def _ticker_values(ticker: Ticker) -> dict[str, object]:
-    return {"last": ticker.last, "bid": ticker.bid, "ask": ticker.ask}
-
-
-def _balance_values(balances: Mapping[int, Mapping[str, Any]]) -> dict[str, object]:
-    account, values = next(iter(balances.items()))
-    return {"account": account, **values}
