@@ -25,16 +25,18 @@ from alerts.db.session import Database
 from alerts.delivery.apprise_urls import UrlPolicy
 from alerts.delivery.messages import default_text
 from alerts.metrics import Metrics
-from alerts.runtime import make_engine, make_worker, serve_api
+from alerts.runtime import serve_api
 from alerts.security import SecretBox
 from alerts.services.accounts import link_account
+from alerts.services.destination_schemas import AppriseDestinationCreate
 from alerts.services.destinations import create_destination
 from alerts.services.rule_schemas import rule_create_adapter
 from alerts.services.rules import create_rule
-from alerts.services.schemas import AccountCreate, AppriseDestinationCreate, UserCreate
+from alerts.services.schemas import AccountCreate, UserCreate
 from alerts.services.users import create_user
 from alerts.settings import Settings
 from alerts.simulator import Simulator, SimulatorConfig
+from alerts.wiring import make_engine, make_worker
 
 DEMO_TOKEN = "demo-token"  # noqa: S105 - the in-process simulator's public token
 PRICES = {

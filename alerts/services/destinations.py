@@ -15,14 +15,14 @@ from alerts.delivery.apprise_urls import AppriseUrlError, UrlPolicy, check_appri
 from alerts.delivery.webhook_body import BodyTemplateError, check_body_template
 from alerts.delivery.webhook_urls import WebhookUrlError, check_webhook_url, masked
 from alerts.security import SecretBox
-from alerts.services.errors import Conflict, InvalidInput, LimitReached, NotConfigured, NotFound
-from alerts.services.schemas import (
+from alerts.services.destination_schemas import (
     AppriseDestinationCreate,
     DestinationCreate,
     DestinationPublic,
     DestinationUpdate,
     WebhookDestinationCreate,
 )
+from alerts.services.errors import Conflict, InvalidInput, LimitReached, NotConfigured, NotFound
 from alerts.services.telegram_chats import own_chat, require_proven
 
 MAX_DESTINATIONS_PER_USER = 50

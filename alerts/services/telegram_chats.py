@@ -18,8 +18,8 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from alerts.db.models import Destination, TelegramChat, TelegramLinkCode, User
+from alerts.services.destination_schemas import TelegramLinkCreated
 from alerts.services.errors import Conflict, InvalidInput
-from alerts.services.schemas import TelegramLinkCreated
 
 LINK_CODE_TTL = timedelta(minutes=10)
 MAX_OPEN_CODES = 5

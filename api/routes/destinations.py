@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from alerts.services import destinations, telegram_chats
-from alerts.services.schemas import (
+from alerts.services.destination_schemas import (
     DestinationCreate,
     DestinationList,
     DestinationPublic,
