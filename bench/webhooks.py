@@ -68,8 +68,8 @@ from alerts.db.outbox import NewEvent, enqueue
 from alerts.db.session import Database
 from alerts.delivery.webhook import WebhookNotifier
 from alerts.delivery.worker import DeliveryWorker, WorkerConfig
-from alerts.runtime import freeze_heap
 from alerts.security import SecretBox
+from alerts.wiring import freeze_heap
 
 KEY = "kPDM3VNvUEl4Fq8D9hLO8wN3Jd6wHvNZXJ9UQQ2-2sU="
 GOAL = 2_000.0  # deliveries/s

@@ -25,7 +25,6 @@ from alerts.db.session import Database
 from alerts.domain.events import Order
 from alerts.engine.runner import Engine
 from alerts.feed.verify import verify_token
-from alerts.runtime import make_engine, make_worker
 from alerts.security import SecretBox
 from alerts.services.accounts import link_account
 from alerts.services.schemas import AccountCreate, UserCreate
@@ -33,6 +32,7 @@ from alerts.services.telegram_chats import START, link_chat
 from alerts.services.users import create_user
 from alerts.settings import Settings
 from alerts.simulator import Simulator, SimulatorConfig
+from alerts.wiring import make_engine, make_worker
 from tests.api_helpers import GOOD_TOKEN, SECRET_KEY, make_settings
 from tests.fake_telegram import TOKEN, FakeTelegram
 from tests.feed_helpers import eventually

@@ -23,8 +23,8 @@ from alerts.db.migrate import upgrade
 from alerts.db.models import Account, Delivery, Destination, Rule, SymbolStatus, Ticker, User
 from alerts.db.session import Database
 from alerts.engine.runner import Engine
-from alerts.runtime import make_bot, make_engine, make_worker
 from alerts.simulator import Simulator, SimulatorConfig
+from alerts.wiring import make_bot, make_engine, make_worker
 from tests.api_helpers import BLOCKED_TOKEN, GOOD_TOKEN, make_settings
 from tests.fake_telegram import TOKEN, FakeTelegram, Sent
 from tests.feed_helpers import eventually

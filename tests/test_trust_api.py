@@ -17,9 +17,9 @@ import pytest
 from alerts.db.migrate import upgrade
 from alerts.db.session import Database
 from alerts.delivery.address_guard import address_allowed
-from alerts.runtime import make_worker
 from alerts.services.accounts import MAX_ACCOUNTS_PER_USER
 from alerts.services.destinations import MAX_DESTINATIONS_PER_USER
+from alerts.wiring import make_worker
 from api.ratelimit import RequestLimiter
 from tests.api_helpers import (
     ADMIN_TOKEN,

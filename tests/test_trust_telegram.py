@@ -19,9 +19,9 @@ from alerts.bot.app import BotRunner
 from alerts.db.migrate import upgrade
 from alerts.db.models import Destination, TelegramLinkCode, utcnow
 from alerts.db.session import Database
-from alerts.runtime import make_bot, make_worker
 from alerts.services.telegram_chats import normalize_code, redeem_link_code
 from alerts.simulator import Simulator, SimulatorConfig
+from alerts.wiring import make_bot, make_worker
 from tests.api_helpers import ADMIN_TOKEN, api_server, make_settings
 from tests.fake_telegram import TOKEN, FakeTelegram, Sent
 from tests.feed_helpers import eventually
