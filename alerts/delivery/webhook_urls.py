@@ -7,7 +7,6 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from alerts.delivery.address_guard import literal_host_refused
-from alerts.delivery.apprise_mask import mask_apprise_url
 
 MAX_URL = 2048
 
@@ -44,8 +43,3 @@ def check_webhook_url(url: str, *, allow_private: bool) -> str:
             "addresses (its operator can allow them with ALERTS_ALLOW_PRIVATE_TARGETS)"
         )
     return text
-
-
-def masked(url: str) -> str:
-    """The URL as shown: query values and token-like path parts masked."""
-    return mask_apprise_url(url)

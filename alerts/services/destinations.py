@@ -13,7 +13,7 @@ from alerts.db.models import Destination, RuleDestination, RuleFallback, utcnow
 from alerts.delivery.apprise_mask import mask_apprise_url
 from alerts.delivery.apprise_urls import AppriseUrlError, UrlPolicy, check_apprise_url
 from alerts.delivery.webhook_body import BodyTemplateError, check_body_template
-from alerts.delivery.webhook_urls import WebhookUrlError, check_webhook_url, masked
+from alerts.delivery.webhook_urls import WebhookUrlError, check_webhook_url
 from alerts.security import SecretBox
 from alerts.services.destination_schemas import (
     AppriseDestinationCreate,
@@ -63,7 +63,7 @@ def _seal_url(row: Destination, url: str, *, box: SecretBox, policy: UrlPolicy) 
             url = check_webhook_url(url, allow_private=policy.allow_private)
         except WebhookUrlError as exc:
             raise InvalidInput("url", str(exc)) from None
-        row.url_sealed, row.url_masked = box.seal(url), masked(url)
+        row.url_sealed, row.url_masked = box.seal(url), mask_apprise_url(url)
         return "webhook"
     _require_key(box, "Apprise URLs")
     try:
